@@ -1,0 +1,45 @@
+//! Dataset loaders for dlrm-he: the UCI heart-disease data and Criteo click logs (Kaggle and
+//! Terabyte TSV, plain, `.gz` or `.zst`, streamed so any size fits in memory), vocabularies,
+//! deterministic splits, a Criteo-shaped synthetic generator, and the prepared on-disk form
+//! (Parquet splits with zstd, vocabularies and a JSON manifest) that training and serving read.
+//!
+//! It must not know about models or encryption: it turns raw files into numbered features and
+//! back (raw categorical value to id), nothing more.
+//!
+//! ```no_run
+//! use datasets::{criteo, PreparedDataset};
+//! let options = criteo::CriteoOptions::default();
+//! let summary = criteo::prepare(
+//!     "train.tsv".as_ref(), "prepared".as_ref(), &options, &datasets::NoProgress)?;
+//! println!("{summary}");
+//! let dataset = PreparedDataset::open("prepared".as_ref())?;
+//! let train = dataset.load_split("train")?;
+//! assert_eq!(train.dense_width(), 13);
+//! # Ok::<(), datasets::DatasetError>(())
+//! ```
+
+pub mod criteo;
+mod error;
+mod input;
+mod manifest;
+mod output;
+mod prepared;
+mod progress;
+mod split;
+
+pub mod shared;
+pub mod synthetic;
+pub mod uci;
+mod vocab;
+
+pub use error::DatasetError;
+pub use input::{InputFormat, SourceInfo};
+pub use manifest::PrepareSummary;
+pub use manifest::{
+    CategoricalColumn, DenseColumn, DenseTransform, MANIFEST_FILE, MANIFEST_VERSION, Manifest,
+    SplitInfo,
+};
+pub use prepared::{PreparedDataset, SplitData};
+pub use progress::{NoProgress, Progress};
+pub use split::SplitMethod;
+pub use vocab::{RESERVED_ID, Vocabulary};

@@ -1,0 +1,54 @@
+//! Plaintext DLRM: training, evaluation, digit-decomposed (compressed) embedding tables, the
+//! compressor, quantization and the integer reference executor that every encrypted result is
+//! checked against. It must not touch cryptography: ciphertexts live in `fhe` and `embed`.
+//!
+//! ```
+//! use dlrm::{Dlrm, ModelPreset};
+//! let data = datasets::SplitData {
+//!     labels: vec![1, 0], dense: vec![1.0, -1.0], categorical: vec![1, 0],
+//!     dense_names: vec!["x".into()], categorical_names: vec!["c".into()],
+//! };
+//! let config = ModelPreset::Uci.config(1, &[2]);
+//! let mut model = Dlrm::new(&config, 7)?;
+//! dlrm::train(&mut model, &data, None, &ModelPreset::Uci.train_config(), &mut dlrm::Silent)?;
+//! println!("{}", dlrm::evaluate(&model, &data)?);
+//! # Ok::<(), dlrm::DlrmError>(())
+//! ```
+
+mod compress;
+mod config;
+mod digits;
+mod error;
+mod io;
+mod metrics;
+mod model;
+mod noise;
+mod quant;
+mod quantize;
+mod rng;
+mod train;
+mod weights;
+
+pub use config::{
+    EmbeddingKind, EmbeddingPolicy, Interaction, MAX_TABLE_ROWS, MAX_WIDTH, ModelConfig,
+    ModelPreset, TableConfig, TrainConfig,
+};
+pub use digits::DigitCode;
+pub use error::{DlrmError, Result};
+pub use io::{
+    DatasetReference, MAX_JSON_BYTES, MAX_WEIGHTS_BYTES, MODEL_FILE, MODEL_FORMAT_VERSION,
+    SavedModel, WEIGHTS_FILE, import_pytorch, load_model, save_model,
+};
+pub use metrics::{Metrics, auc, sigmoid};
+pub use model::{Batch, Dlrm};
+pub use train::{
+    EpochReport, Silent, TrainProgress, TrainReport, evaluate, first_rows, predict_logits, train,
+};
+pub use weights::{DenseLayer, DlrmWeights, Matrix};
+pub use compress::{FitOptions, TableFit, compress, fit_codebooks, id_frequencies};
+pub use noise::NoiseModel;
+pub use quant::{
+    ActivationTable, Execution, InputQuantizer, IntLayer, IntTable, LayerTrace, MAX_LUT_BITS,
+    MAX_VALUE_BITS, QUANTIZED_FORMAT_VERSION, QuantizedModel, Trace,
+};
+pub use quantize::{LayerChoice, QuantizeConfig, quantize};

@@ -1,0 +1,54 @@
+//! `dlrm-he`: the command line of the dlrm-he toolkit (recommendation models on encrypted data).
+
+mod demo;
+mod embed_command;
+mod model_commands;
+mod prepare;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "dlrm-he",
+    version,
+    about = "Recommendation models (DLRMs) served on encrypted data with TFHE"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Turn raw data (UCI heart, Criteo TSV) into a prepared dataset directory, or generate
+    /// Criteo-shaped data.
+    #[command(subcommand)]
+    Prepare(prepare::PrepareCommand),
+    /// Run the main job end to end on data the toolkit generates itself.
+    Demo(demo::DemoArgs),
+    /// Look up the token embeddings of a text under encryption (LLM token-embedding mode) and
+    /// print the decrypted embeddings' error against the plaintext table.
+    Embed(embed_command::EmbedArgs),
+    /// Train a DLRM on a prepared dataset (a preset or a JSON architecture) and save it.
+    Train(model_commands::TrainArgs),
+    /// Evaluate a model (float, quantized integer reference, or PyTorch safetensors) on a split.
+    Eval(model_commands::EvalArgs),
+    /// Turn a trained model's full tables into digit tables (least squares), optionally fine-tune.
+    Compress(model_commands::CompressArgs),
+    /// Quantize a model into the integer model the encrypted executor runs.
+    Quantize(model_commands::QuantizeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Prepare(command) => prepare::run(command),
+        Command::Demo(args) => demo::run(args),
+        Command::Embed(args) => embed_command::run(args),
+        Command::Train(args) => model_commands::train(args),
+        Command::Eval(args) => model_commands::eval(args),
+        Command::Compress(args) => model_commands::compress(args),
+        Command::Quantize(args) => model_commands::quantize(args),
+    }
+}
