@@ -196,9 +196,13 @@ impl ParsedChunk {
         let capacity = chunk.data.len() / 200;
         let mut parsed = Self {
             labels: Vec::with_capacity(capacity),
-            dense: vec![Vec::with_capacity(capacity); DENSE_FEATURES],
+            dense: (0..DENSE_FEATURES)
+                .map(|_| Vec::with_capacity(capacity))
+                .collect(),
             dense_missing: vec![0; DENSE_FEATURES],
-            raw_categorical: vec![Vec::with_capacity(capacity); CATEGORICAL_FEATURES],
+            raw_categorical: (0..CATEGORICAL_FEATURES)
+                .map(|_| Vec::with_capacity(capacity))
+                .collect(),
             lines: Vec::with_capacity(capacity),
             bad: Vec::new(),
         };

@@ -313,6 +313,9 @@ impl AucHistogram {
 
 const BLOCK_ROWS: u64 = 16_384;
 
+/// A block's TSV text and each row's hidden logit and label.
+type GeneratedBlock = (Vec<u8>, Vec<(f64, bool)>);
+
 /// Writes `options.rows` rows to `out` (compressed when the name ends in `.gz` or `.zst`) and
 /// the report to `<out>.oracle.json`.
 pub fn generate(
@@ -331,7 +334,7 @@ pub fn generate(
             "--rows must be at least 1".into(),
         ));
     }
-    if !(options.zipf_exponent > 1.0) {
+    if options.zipf_exponent.is_nan() || options.zipf_exponent <= 1.0 {
         return Err(DatasetError::InvalidOption(
             "the Zipf exponent must exceed 1".into(),
         ));
@@ -371,7 +374,7 @@ pub fn generate(
     let parallel_blocks = 4 * rayon::current_num_threads() as u64;
     for first_block in (0..blocks).step_by(parallel_blocks as usize) {
         let last_block = (first_block + parallel_blocks).min(blocks);
-        let generated: Vec<(Vec<u8>, Vec<(f64, bool)>)> = (first_block..last_block)
+        let generated: Vec<GeneratedBlock> = (first_block..last_block)
             .into_par_iter()
             .map(|block| {
                 let start = block * BLOCK_ROWS;

@@ -12,7 +12,7 @@ use datasets::{DatasetError, NoProgress};
 fn criteo_line(seed: usize) -> String {
     let mut fields = vec![(seed % 2).to_string()];
     fields.extend((0..13).map(|i| {
-        if (seed + i) % 5 == 0 {
+        if (seed + i).is_multiple_of(5) {
             String::new()
         } else {
             (seed * i % 97).to_string()
@@ -77,7 +77,7 @@ fn assert_malformed(error: &DatasetError, input: &Path, line: u64, needle: &str)
 
 #[test]
 fn wrong_field_count_names_file_and_line() {
-    let short = criteo_line(6).rsplitn(2, '\t').nth(1).unwrap().to_string();
+    let short = criteo_line(6).rsplit_once('\t').unwrap().0.to_string();
     let (error, input) = prepare_criteo_with_bad_line(7, short);
     assert_malformed(
         &error,
