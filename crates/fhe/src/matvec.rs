@@ -1,0 +1,485 @@
+//! Coefficient-packed matrix-vector products (the Cheetah layout): a GLWE ciphertext holds a
+//! block of the input vector in its coefficients, and one plaintext polynomial holds several
+//! matrix rows, so one GLWE x plaintext product computes several inner products at once, with no
+//! key material.
+//!
+//! With an input block `x(X) = sum_j x_j X^j` of length `n` and
+//! `w(X) = sum_r sum_j W[r][j] X^(r n + n - 1 - j)` for `R = floor(N / n)` rows, coefficient
+//! `r n + n - 1` of `x * w` is `sum_j W[r][j] x_j`; the other coefficients hold partial sums
+//! that are never read. Inputs longer than `N` are split into blocks whose products add up in
+//! the transform domain, so each output ciphertext costs one inverse transform.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use tfhe::core_crypto::prelude::*;
+use tfhe_ntt::native64::Plan32;
+
+use crate::ciphertext::{CoefficientSlot, GlweBatch};
+use crate::error::{FheError, Result};
+use crate::keys::check_parameter_set;
+use crate::ntt::{self, MAX_ACCUMULATED_L1_NORM, NttAccumulator, NttGlwe, NttPolynomial};
+use crate::params::{FheParameters, ParameterSetId};
+use crate::sizes::PolynomialSize;
+
+/// Where a matrix-vector product puts its inputs and outputs in GLWE coefficients.
+///
+/// ```
+/// use fhe::{PackedMatVecLayout, PolynomialSize};
+/// // 16 outputs of 100 inputs: 20 rows share each plaintext polynomial.
+/// let layout = PackedMatVecLayout::new(16, 100, PolynomialSize(2048)).unwrap();
+/// assert_eq!(layout.input_glwe_count(), 1);
+/// assert_eq!(layout.output_glwe_count(), 1);
+/// assert_eq!(layout.output_slot(1).coefficient, 199);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackedMatVecLayout {
+    rows: usize,
+    cols: usize,
+    polynomial_size: PolynomialSize,
+    block_len: usize,
+    input_glwes: usize,
+    rows_per_glwe: usize,
+    output_glwes: usize,
+}
+
+impl PackedMatVecLayout {
+    /// The layout with the fewest input ciphertexts: input blocks as long as possible (at most
+    /// `N`), balanced across the blocks.
+    ///
+    /// ```
+    /// use fhe::{PackedMatVecLayout, PolynomialSize};
+    /// let layout = PackedMatVecLayout::new(3, 5000, PolynomialSize(2048)).unwrap();
+    /// assert_eq!((layout.input_glwe_count(), layout.block_len()), (3, 1667));
+    /// assert!(PackedMatVecLayout::new(0, 5, PolynomialSize(2048)).is_err());
+    /// ```
+    pub fn new(rows: usize, cols: usize, polynomial_size: PolynomialSize) -> Result<Self> {
+        let blocks = cols.div_ceil(polynomial_size.0.max(1));
+        let block_len = if blocks == 0 {
+            0
+        } else {
+            cols.div_ceil(blocks)
+        };
+        Self::with_block_len(rows, cols, polynomial_size, block_len)
+    }
+
+    /// A layout with input blocks of `block_len` coefficients: shorter blocks mean more input
+    /// ciphertexts but more rows per plaintext polynomial, hence fewer products and inverse
+    /// transforms on the server.
+    ///
+    /// ```
+    /// use fhe::{PackedMatVecLayout, PolynomialSize};
+    /// let layout = PackedMatVecLayout::with_block_len(8, 300, PolynomialSize(2048), 100).unwrap();
+    /// assert_eq!(layout.input_glwe_count(), 3);
+    /// assert_eq!(layout.rows_per_glwe(), 20);
+    /// assert!(PackedMatVecLayout::with_block_len(8, 300, PolynomialSize(2048), 4096).is_err());
+    /// ```
+    pub fn with_block_len(
+        rows: usize,
+        cols: usize,
+        polynomial_size: PolynomialSize,
+        block_len: usize,
+    ) -> Result<Self> {
+        if rows == 0 || cols == 0 {
+            return Err(FheError::InvalidArgument(format!(
+                "a packed matrix needs at least one row and one column, got {rows} x {cols}"
+            )));
+        }
+        if block_len == 0 || block_len > polynomial_size.0 {
+            return Err(FheError::OutOfRange {
+                what: "input block length",
+                value: block_len as i128,
+                min: 1,
+                max: polynomial_size.0 as i128,
+            });
+        }
+        let rows_per_glwe = polynomial_size.0 / block_len;
+        Ok(PackedMatVecLayout {
+            rows,
+            cols,
+            polynomial_size,
+            block_len,
+            input_glwes: cols.div_ceil(block_len),
+            rows_per_glwe,
+            output_glwes: rows.div_ceil(rows_per_glwe),
+        })
+    }
+
+    /// Number of matrix rows (outputs).
+    ///
+    /// ```
+    /// use fhe::{PackedMatVecLayout, PolynomialSize};
+    /// assert_eq!(PackedMatVecLayout::new(7, 9, PolynomialSize(2048)).unwrap().rows(), 7);
+    /// ```
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of matrix columns (inputs).
+    ///
+    /// ```
+    /// use fhe::{PackedMatVecLayout, PolynomialSize};
+    /// assert_eq!(PackedMatVecLayout::new(7, 9, PolynomialSize(2048)).unwrap().cols(), 9);
+    /// ```
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Input coefficients per input ciphertext (the row spacing `n` of the outputs).
+    ///
+    /// ```
+    /// use fhe::{PackedMatVecLayout, PolynomialSize};
+    /// assert_eq!(PackedMatVecLayout::new(7, 9, PolynomialSize(2048)).unwrap().block_len(), 9);
+    /// ```
+    pub fn block_len(&self) -> usize {
+        self.block_len
+    }
+
+    /// Number of input GLWE ciphertexts.
+    ///
+    /// ```
+    /// use fhe::{PackedMatVecLayout, PolynomialSize};
+    /// assert_eq!(PackedMatVecLayout::new(1, 4097, PolynomialSize(2048)).unwrap().input_glwe_count(), 3);
+    /// ```
+    pub fn input_glwe_count(&self) -> usize {
+        self.input_glwes
+    }
+
+    /// Rows computed by one plaintext polynomial, `floor(N / n)`.
+    ///
+    /// ```
+    /// use fhe::{PackedMatVecLayout, PolynomialSize};
+    /// assert_eq!(PackedMatVecLayout::new(1, 1000, PolynomialSize(2048)).unwrap().rows_per_glwe(), 2);
+    /// ```
+    pub fn rows_per_glwe(&self) -> usize {
+        self.rows_per_glwe
+    }
+
+    /// Number of output GLWE ciphertexts.
+    ///
+    /// ```
+    /// use fhe::{PackedMatVecLayout, PolynomialSize};
+    /// assert_eq!(PackedMatVecLayout::new(5, 1000, PolynomialSize(2048)).unwrap().output_glwe_count(), 3);
+    /// ```
+    pub fn output_glwe_count(&self) -> usize {
+        self.output_glwes
+    }
+
+    /// Where input `col` goes: the client writes `x[col]` there.
+    ///
+    /// ```
+    /// use fhe::{CoefficientSlot, PackedMatVecLayout, PolynomialSize};
+    /// let layout = PackedMatVecLayout::new(1, 4000, PolynomialSize(2048)).unwrap();
+    /// assert_eq!(layout.input_slot(2001), CoefficientSlot { glwe: 1, coefficient: 1 });
+    /// ```
+    pub fn input_slot(&self, col: usize) -> CoefficientSlot {
+        CoefficientSlot {
+            glwe: col / self.block_len,
+            coefficient: col % self.block_len,
+        }
+    }
+
+    /// Where output `row` lands in the product ciphertexts.
+    ///
+    /// ```
+    /// use fhe::{CoefficientSlot, PackedMatVecLayout, PolynomialSize};
+    /// let layout = PackedMatVecLayout::new(5, 1000, PolynomialSize(2048)).unwrap();
+    /// assert_eq!(layout.output_slot(3), CoefficientSlot { glwe: 1, coefficient: 1999 });
+    /// ```
+    pub fn output_slot(&self, row: usize) -> CoefficientSlot {
+        CoefficientSlot {
+            glwe: row / self.rows_per_glwe,
+            coefficient: (row % self.rows_per_glwe) * self.block_len + self.block_len - 1,
+        }
+    }
+
+    /// Places an input vector into the coefficients of the input ciphertexts
+    /// (`input_glwe_count() * N` values, zero where no input goes), ready for
+    /// [`crate::ClientKey::encrypt_glwe_batch`].
+    ///
+    /// ```
+    /// use fhe::{PackedMatVecLayout, PolynomialSize};
+    /// let layout = PackedMatVecLayout::new(1, 3, PolynomialSize(2048)).unwrap();
+    /// let coefficients = layout.place_inputs(&[4, 5, 6]).unwrap();
+    /// assert_eq!(&coefficients[..4], &[4, 5, 6, 0]);
+    /// assert!(layout.place_inputs(&[1]).is_err());
+    /// ```
+    pub fn place_inputs(&self, inputs: &[i64]) -> Result<Vec<i64>> {
+        if inputs.len() != self.cols {
+            return Err(FheError::LengthMismatch {
+                what: "matrix-vector input",
+                expected: self.cols,
+                found: inputs.len(),
+            });
+        }
+        let n = self.polynomial_size.0;
+        let mut coefficients = vec![0; self.input_glwes * n];
+        for (col, &value) in inputs.iter().enumerate() {
+            let slot = self.input_slot(col);
+            coefficients[slot.glwe * n + slot.coefficient] = value;
+        }
+        Ok(coefficients)
+    }
+}
+
+/// A plaintext integer matrix laid out for [`PackedMatVecLayout`] and transformed once: one
+/// plaintext polynomial per (output ciphertext, input ciphertext) pair, with all-zero tiles
+/// dropped (block-diagonal matrices such as packed embedding tables skip them entirely).
+pub struct PackedMatrix {
+    parameter_set: ParameterSetId,
+    layout: PackedMatVecLayout,
+    plan: Arc<Plan32>,
+    /// `tiles[g * input_glwe_count + b]`: rows of output ciphertext `g` against input block `b`.
+    tiles: Vec<Option<NttPolynomial>>,
+}
+
+impl PackedMatrix {
+    /// Builds the matrix from `weight(row, col)`. Fails if the layout's polynomial size is not
+    /// the parameter set's, or if the weights are so large that transform-domain accumulation
+    /// could leave the exact range (see the `ntt` module).
+    ///
+    /// ```
+    /// use fhe::{ClientKey, Encoding, KeySeed, PackedMatVecLayout, PackedMatrix, ParameterSetId, ScaleLog};
+    /// let key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// let params = key.parameters();
+    /// // y = W x with W[r][c] = r - c, 3 x 4.
+    /// let layout = PackedMatVecLayout::new(3, 4, params.polynomial_size()).unwrap();
+    /// let matrix = PackedMatrix::from_fn(&params, layout, |r, c| r as i64 - c as i64).unwrap();
+    /// let encoding = Encoding::new(ScaleLog(40)).unwrap();
+    /// let x = [1, 2, 3, 4];
+    /// let query = key.encrypt_glwe_batch(&layout.place_inputs(&x).unwrap(), encoding).unwrap();
+    /// let products = matrix.apply(&query.decompress().to_ntt().unwrap()).unwrap();
+    /// let slots: Vec<_> = (0..3).map(|r| layout.output_slot(r)).collect();
+    /// let y = key.decrypt_lwe_batch(&products.extract(&slots).unwrap(), encoding).unwrap();
+    /// assert_eq!(y, vec![-20, -10, 0]);
+    /// ```
+    pub fn from_fn<F>(params: &FheParameters, layout: PackedMatVecLayout, weight: F) -> Result<Self>
+    where
+        F: Fn(usize, usize) -> i64 + Sync,
+    {
+        let n = params.polynomial_size().0;
+        if layout.polynomial_size != params.polynomial_size() {
+            return Err(FheError::LengthMismatch {
+                what: "layout polynomial size",
+                expected: n,
+                found: layout.polynomial_size.0,
+            });
+        }
+        let plan = ntt::plan(n)?;
+        let blocks = layout.input_glwes;
+        let tiles: Vec<Option<NttPolynomial>> = (0..layout.output_glwes * blocks)
+            .into_par_iter()
+            .map(|tile| {
+                let (group, block) = (tile / blocks, tile % blocks);
+                let mut coefficients = vec![0i64; n];
+                let mut any_nonzero = false;
+                for local_row in 0..layout.rows_per_glwe {
+                    let row = group * layout.rows_per_glwe + local_row;
+                    if row >= layout.rows {
+                        break;
+                    }
+                    for local_col in 0..layout.block_len {
+                        let col = block * layout.block_len + local_col;
+                        if col >= layout.cols {
+                            break;
+                        }
+                        let value = weight(row, col);
+                        if value != 0 {
+                            any_nonzero = true;
+                            coefficients
+                                [local_row * layout.block_len + layout.block_len - 1 - local_col] =
+                                value;
+                        }
+                    }
+                }
+                any_nonzero.then(|| NttPolynomial::new(&plan, &coefficients))
+            })
+            .collect();
+        for group_tiles in tiles.chunks(blocks) {
+            let l1_norm: u128 = group_tiles
+                .iter()
+                .flatten()
+                .map(NttPolynomial::l1_norm)
+                .sum();
+            if l1_norm > MAX_ACCUMULATED_L1_NORM {
+                return Err(FheError::OutOfRange {
+                    what: "sum of weight L1 norms of one output ciphertext",
+                    value: l1_norm as i128,
+                    min: 0,
+                    max: MAX_ACCUMULATED_L1_NORM as i128,
+                });
+            }
+        }
+        Ok(PackedMatrix {
+            parameter_set: params.id(),
+            layout,
+            plan,
+            tiles,
+        })
+    }
+
+    /// The layout the matrix was built for.
+    ///
+    /// ```
+    /// use fhe::{PackedMatVecLayout, PackedMatrix, ParameterSetId};
+    /// let params = ParameterSetId::default().parameters();
+    /// let layout = PackedMatVecLayout::new(2, 2, params.polynomial_size()).unwrap();
+    /// let matrix = PackedMatrix::from_fn(&params, layout, |_, _| 1).unwrap();
+    /// assert_eq!(matrix.layout(), layout);
+    /// ```
+    pub fn layout(&self) -> PackedMatVecLayout {
+        self.layout
+    }
+
+    /// Number of non-zero plaintext polynomials kept (the products one application costs).
+    ///
+    /// ```
+    /// use fhe::{PackedMatVecLayout, PackedMatrix, ParameterSetId};
+    /// let params = ParameterSetId::default().parameters();
+    /// let layout = PackedMatVecLayout::new(2, 4096, params.polynomial_size()).unwrap();
+    /// // Block-diagonal: row 0 reads the first block only, row 1 the second only.
+    /// let matrix = PackedMatrix::from_fn(&params, layout, |r, c| i64::from(r == c / 2048)).unwrap();
+    /// assert_eq!(matrix.product_count(), 2);
+    /// ```
+    pub fn product_count(&self) -> usize {
+        self.tiles.iter().flatten().count()
+    }
+
+    /// Computes `W x` for the input ciphertexts (transformed with [`GlweBatch::to_ntt`]): one
+    /// output GLWE per group of rows, each output at [`PackedMatVecLayout::output_slot`].
+    /// Output ciphertexts are computed in parallel.
+    ///
+    /// ```
+    /// use fhe::{ClientKey, Encoding, KeySeed, PackedMatVecLayout, PackedMatrix, ParameterSetId, ScaleLog};
+    /// let key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// let params = key.parameters();
+    /// let layout = PackedMatVecLayout::new(1, 2, params.polynomial_size()).unwrap();
+    /// let matrix = PackedMatrix::from_fn(&params, layout, |_, _| 1).unwrap();
+    /// let encoding = Encoding::new(ScaleLog(40)).unwrap();
+    /// let query = key.encrypt_glwe_batch(&vec![0; 4096], encoding).unwrap();
+    /// // Two input ciphertexts where the layout expects one.
+    /// assert!(matrix.apply(&query.decompress().to_ntt().unwrap()).is_err());
+    /// ```
+    pub fn apply(&self, inputs: &NttGlweBatch) -> Result<GlweBatch> {
+        check_parameter_set(self.parameter_set, inputs.parameter_set)?;
+        if inputs.glwes.len() != self.layout.input_glwes {
+            return Err(FheError::LengthMismatch {
+                what: "input ciphertexts of a packed product",
+                expected: self.layout.input_glwes,
+                found: inputs.glwes.len(),
+            });
+        }
+        let params = self.parameter_set.parameters();
+        let blocks = self.layout.input_glwes;
+        let glwe_words = params.glwe_polynomial_count() * params.polynomial_size().0;
+        let mut words = vec![0u64; self.layout.output_glwes * glwe_words];
+        words
+            .par_chunks_mut(glwe_words)
+            .zip(self.tiles.par_chunks(blocks))
+            .for_each(|(output, group_tiles)| {
+                let mut accumulator =
+                    NttAccumulator::new(&self.plan, params.glwe_polynomial_count());
+                let mut any_product = false;
+                for (input, tile) in inputs.glwes.iter().zip(group_tiles) {
+                    if let Some(tile) = tile {
+                        accumulator.add_product(&self.plan, input, tile);
+                        any_product = true;
+                    }
+                }
+                if any_product {
+                    output.copy_from_slice(&accumulator.finish(&self.plan));
+                }
+            });
+        Ok(GlweBatch {
+            parameter_set: self.parameter_set,
+            list: GlweCiphertextList::from_container(
+                words,
+                params.glwe_size(),
+                params.tfhe_polynomial_size(),
+                params.ciphertext_modulus(),
+            ),
+        })
+    }
+}
+
+/// GLWE ciphertexts transformed once to the NTT domain, the input of [`PackedMatrix::apply`].
+pub struct NttGlweBatch {
+    parameter_set: ParameterSetId,
+    glwes: Vec<NttGlwe>,
+}
+
+impl NttGlweBatch {
+    /// Number of ciphertexts.
+    ///
+    /// ```
+    /// use fhe::{ClientKey, Encoding, KeySeed, ParameterSetId, ScaleLog};
+    /// let key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// let query = key.encrypt_glwe_batch(&vec![0; 2048], Encoding::new(ScaleLog(40)).unwrap()).unwrap();
+    /// assert_eq!(query.decompress().to_ntt().unwrap().len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.glwes.len()
+    }
+
+    /// Whether the batch is empty.
+    ///
+    /// ```
+    /// use fhe::{ClientKey, Encoding, KeySeed, ParameterSetId, ScaleLog};
+    /// let key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// let query = key.encrypt_glwe_batch(&[], Encoding::new(ScaleLog(40)).unwrap()).unwrap();
+    /// assert!(query.decompress().to_ntt().unwrap().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.glwes.is_empty()
+    }
+
+    /// The ciphertexts `range` of the batch, for a product that reads only part of a query.
+    ///
+    /// ```
+    /// use fhe::{ClientKey, Encoding, KeySeed, ParameterSetId, ScaleLog};
+    /// let key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// let query = key.encrypt_glwe_batch(&vec![0; 3 * 2048], Encoding::new(ScaleLog(40)).unwrap()).unwrap();
+    /// let all = query.decompress().to_ntt().unwrap();
+    /// assert_eq!(all.sub_batch(1..3).unwrap().len(), 2);
+    /// assert!(all.sub_batch(2..4).is_err());
+    /// ```
+    pub fn sub_batch(&self, range: std::ops::Range<usize>) -> Result<NttGlweBatch> {
+        let glwes = self.glwes.get(range.clone()).ok_or(FheError::OutOfRange {
+            what: "end of a ciphertext range",
+            value: range.end as i128,
+            min: 0,
+            max: self.glwes.len() as i128,
+        })?;
+        Ok(NttGlweBatch {
+            parameter_set: self.parameter_set,
+            glwes: glwes.to_vec(),
+        })
+    }
+}
+
+impl GlweBatch {
+    /// Transforms every ciphertext to the NTT domain once (in parallel), so that any number of
+    /// plaintext products can reuse it.
+    ///
+    /// ```
+    /// use fhe::{ClientKey, Encoding, KeySeed, ParameterSetId, ScaleLog};
+    /// let key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// let query = key.encrypt_glwe_batch(&vec![1; 2048], Encoding::new(ScaleLog(40)).unwrap()).unwrap();
+    /// assert_eq!(query.decompress().to_ntt().unwrap().len(), 1);
+    /// ```
+    pub fn to_ntt(&self) -> Result<NttGlweBatch> {
+        let params = self.parameter_set.parameters();
+        let plan = ntt::plan(params.polynomial_size().0)?;
+        let glwe_words = params.glwe_polynomial_count() * params.polynomial_size().0;
+        let glwes = self
+            .list
+            .as_ref()
+            .par_chunks_exact(glwe_words)
+            .map(|words| NttGlwe::new(&plan, words))
+            .collect();
+        Ok(NttGlweBatch {
+            parameter_set: self.parameter_set,
+            glwes,
+        })
+    }
+}

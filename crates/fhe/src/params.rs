@@ -1,0 +1,244 @@
+//! Named, versioned parameter sets. The cryptographic parameters are always read from the
+//! audited TFHE-rs constants; this crate only chooses encodings (scales, lookup-table contents),
+//! which do not affect security.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use tfhe::core_crypto::prelude::{
+    CiphertextModulus, CiphertextModulusLog, DecompositionBaseLog, DecompositionLevelCount,
+    DynamicDistribution, GlweDimension, GlweSize, LweDimension as TfheLweDimension,
+    PolynomialSize as TfhePolynomialSize,
+};
+use tfhe::shortint::parameters::ClassicPBSParameters;
+use tfhe::shortint::parameters::v1_8::{
+    V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128,
+    V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128,
+};
+use tfhe_versionable::{Versionize, VersionsDispatch};
+
+use crate::error::FheError;
+use crate::sizes::{LweDimension, PolynomialSize};
+
+/// Identifier of a parameter set. It is what travels with keys and ciphertexts: the receiver
+/// re-derives the numbers from the `tfhe` crate, so no parameter is ever read from the wire.
+///
+/// ```
+/// use fhe::ParameterSetId;
+/// let id: ParameterSetId = "tfhe-1.8-message-2-carry-2-ks-pbs-tuniform-2m128".parse().unwrap();
+/// assert_eq!(id, ParameterSetId::default());
+/// assert_eq!(id.to_string(), id.name());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, Versionize)]
+#[versionize(ParameterSetIdVersions)]
+pub enum ParameterSetId {
+    /// TFHE-rs 1.8 `V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128` (128-bit security,
+    /// p_fail 2^-128): n = 918, k = 1, N = 2048, keyswitch then bootstrap.
+    #[default]
+    Tfhe1_8Message2Carry2KsPbsTUniform2M128,
+    /// TFHE-rs 1.8 `V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128`: n = 1077, k = 1,
+    /// N = 8192; two more bits through a bootstrap, about ten times the cost.
+    Tfhe1_8Message3Carry3KsPbsTUniform2M128,
+}
+
+/// Version dispatch of [`ParameterSetId`] for the versioned wire format.
+#[derive(VersionsDispatch)]
+pub enum ParameterSetIdVersions {
+    /// First version.
+    V0(ParameterSetId),
+}
+
+impl ParameterSetId {
+    /// Every parameter set this crate knows.
+    pub const ALL: [ParameterSetId; 2] = [
+        ParameterSetId::Tfhe1_8Message2Carry2KsPbsTUniform2M128,
+        ParameterSetId::Tfhe1_8Message3Carry3KsPbsTUniform2M128,
+    ];
+
+    /// Stable name of the set, as accepted by [`FromStr`].
+    ///
+    /// ```
+    /// use fhe::ParameterSetId;
+    /// assert!(ParameterSetId::default().name().contains("2-carry-2"));
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            ParameterSetId::Tfhe1_8Message2Carry2KsPbsTUniform2M128 => {
+                "tfhe-1.8-message-2-carry-2-ks-pbs-tuniform-2m128"
+            }
+            ParameterSetId::Tfhe1_8Message3Carry3KsPbsTUniform2M128 => {
+                "tfhe-1.8-message-3-carry-3-ks-pbs-tuniform-2m128"
+            }
+        }
+    }
+
+    /// The parameters, read from the `tfhe` crate.
+    ///
+    /// ```
+    /// use fhe::{LweDimension, ParameterSetId, PolynomialSize};
+    /// let params = ParameterSetId::default().parameters();
+    /// assert_eq!(params.small_lwe_dimension(), LweDimension(918));
+    /// assert_eq!(params.polynomial_size(), PolynomialSize(2048));
+    /// assert_eq!(params.big_lwe_dimension(), LweDimension(2048));
+    /// ```
+    pub fn parameters(self) -> FheParameters {
+        let tfhe = match self {
+            ParameterSetId::Tfhe1_8Message2Carry2KsPbsTUniform2M128 => {
+                V1_8_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128
+            }
+            ParameterSetId::Tfhe1_8Message3Carry3KsPbsTUniform2M128 => {
+                V1_8_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128
+            }
+        };
+        FheParameters { id: self, tfhe }
+    }
+}
+
+impl fmt::Display for ParameterSetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ParameterSetId {
+    type Err = FheError;
+
+    fn from_str(name: &str) -> Result<Self, FheError> {
+        ParameterSetId::ALL
+            .into_iter()
+            .find(|id| id.name() == name)
+            .ok_or_else(|| FheError::InvalidArgument(format!("unknown parameter set `{name}`")))
+    }
+}
+
+/// The numbers of a parameter set, as this crate uses them: a KS-PBS set where fresh and
+/// bootstrapped ciphertexts live under the big key (the GLWE key seen as an LWE key of dimension
+/// `k * N`), and the keyswitch goes to the small key of dimension `n` before each bootstrap.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FheParameters {
+    id: ParameterSetId,
+    tfhe: ClassicPBSParameters,
+}
+
+impl FheParameters {
+    /// The identifier of this set.
+    ///
+    /// ```
+    /// use fhe::ParameterSetId;
+    /// assert_eq!(ParameterSetId::default().parameters().id(), ParameterSetId::default());
+    /// ```
+    pub fn id(&self) -> ParameterSetId {
+        self.id
+    }
+
+    /// Polynomial size `N` of the GLWE ciphertexts (and of the bootstrap accumulator).
+    ///
+    /// ```
+    /// use fhe::{ParameterSetId, PolynomialSize};
+    /// assert_eq!(ParameterSetId::default().parameters().polynomial_size(), PolynomialSize(2048));
+    /// ```
+    pub fn polynomial_size(&self) -> PolynomialSize {
+        PolynomialSize(self.tfhe.polynomial_size.0)
+    }
+
+    /// Dimension `n` of the small LWE key (bootstrap input, after the keyswitch).
+    ///
+    /// ```
+    /// use fhe::{LweDimension, ParameterSetId};
+    /// assert_eq!(ParameterSetId::default().parameters().small_lwe_dimension(), LweDimension(918));
+    /// ```
+    pub fn small_lwe_dimension(&self) -> LweDimension {
+        LweDimension(self.tfhe.lwe_dimension.0)
+    }
+
+    /// Dimension `k * N` of the big LWE key: the dimension of every ciphertext this crate hands
+    /// out (sample extractions, dense layers and bootstrap outputs).
+    ///
+    /// ```
+    /// use fhe::{LweDimension, ParameterSetId};
+    /// assert_eq!(ParameterSetId::default().parameters().big_lwe_dimension(), LweDimension(2048));
+    /// ```
+    pub fn big_lwe_dimension(&self) -> LweDimension {
+        LweDimension(
+            self.tfhe
+                .glwe_dimension
+                .to_equivalent_lwe_dimension(self.tfhe.polynomial_size)
+                .0,
+        )
+    }
+
+    /// Number of polynomials of a GLWE ciphertext, `k + 1`.
+    ///
+    /// ```
+    /// use fhe::ParameterSetId;
+    /// assert_eq!(ParameterSetId::default().parameters().glwe_polynomial_count(), 2);
+    /// ```
+    pub fn glwe_polynomial_count(&self) -> usize {
+        self.tfhe.glwe_dimension.to_glwe_size().0
+    }
+
+    /// Upper bound on the absolute value of one fresh GLWE noise sample, when the noise
+    /// distribution is bounded (TUniform); `None` for a Gaussian set. Used to size encodings so
+    /// that linear results decrypt exactly with certainty, not just with high probability.
+    ///
+    /// ```
+    /// use fhe::ParameterSetId;
+    /// assert_eq!(ParameterSetId::default().parameters().fresh_noise_bound(), Some(1 << 17));
+    /// ```
+    pub fn fresh_noise_bound(&self) -> Option<u64> {
+        match self.tfhe.glwe_noise_distribution {
+            DynamicDistribution::TUniform(t) => Some(1u64 << t.bound_log2()),
+            DynamicDistribution::Gaussian(_) => None,
+        }
+    }
+
+    pub(crate) fn tfhe_polynomial_size(&self) -> TfhePolynomialSize {
+        self.tfhe.polynomial_size
+    }
+
+    pub(crate) fn glwe_dimension(&self) -> GlweDimension {
+        self.tfhe.glwe_dimension
+    }
+
+    pub(crate) fn glwe_size(&self) -> GlweSize {
+        self.tfhe.glwe_dimension.to_glwe_size()
+    }
+
+    pub(crate) fn tfhe_small_lwe_dimension(&self) -> TfheLweDimension {
+        self.tfhe.lwe_dimension
+    }
+
+    pub(crate) fn tfhe_big_lwe_dimension(&self) -> TfheLweDimension {
+        self.tfhe
+            .glwe_dimension
+            .to_equivalent_lwe_dimension(self.tfhe.polynomial_size)
+    }
+
+    pub(crate) fn small_lwe_noise(&self) -> DynamicDistribution<u64> {
+        self.tfhe.lwe_noise_distribution
+    }
+
+    pub(crate) fn glwe_noise(&self) -> DynamicDistribution<u64> {
+        self.tfhe.glwe_noise_distribution
+    }
+
+    pub(crate) fn pbs_decomposition(&self) -> (DecompositionBaseLog, DecompositionLevelCount) {
+        (self.tfhe.pbs_base_log, self.tfhe.pbs_level)
+    }
+
+    pub(crate) fn ks_decomposition(&self) -> (DecompositionBaseLog, DecompositionLevelCount) {
+        (self.tfhe.ks_base_log, self.tfhe.ks_level)
+    }
+
+    pub(crate) fn ciphertext_modulus(&self) -> CiphertextModulus<u64> {
+        self.tfhe.ciphertext_modulus
+    }
+
+    /// Modulus (as a power of two, `2N`) the bootstrap input is switched to.
+    pub(crate) fn blind_rotation_modulus_log(&self) -> CiphertextModulusLog {
+        self.tfhe
+            .polynomial_size
+            .to_blind_rotation_input_modulus_log()
+    }
+}
