@@ -24,8 +24,14 @@ fn run_measured(args: &[&str]) -> (f64, f64) {
     // SAFETY: waits for our own child, which std has not reaped (we never call `wait` on it).
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(waited, pid, "wait4 failed");
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "dlrm-he {args:?} failed");
-    (started.elapsed().as_secs_f64(), usage.ru_maxrss as f64 / 1024.0)
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "dlrm-he {args:?} failed"
+    );
+    (
+        started.elapsed().as_secs_f64(),
+        usage.ru_maxrss as f64 / 1024.0,
+    )
 }
 
 fn vocabulary_entries(prepared: &Path) -> u64 {
@@ -44,7 +50,11 @@ fn main() {
     let sizes: Vec<u64> = std::env::var("DLRM_HE_BENCH_ROWS")
         .unwrap_or_else(|_| "500000,2000000".into())
         .split(',')
-        .map(|s| s.trim().parse().expect("DLRM_HE_BENCH_ROWS: comma-separated row counts"))
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("DLRM_HE_BENCH_ROWS: comma-separated row counts")
+        })
         .collect();
     let dir = tempfile::tempdir().expect("a temporary directory");
     println!(
@@ -61,11 +71,23 @@ fn main() {
         let prepared = dir.path().join(format!("prepared-{rows}"));
         let raw_arg = raw.to_str().unwrap();
         run_measured(&[
-            "prepare", "synthetic-criteo", "--rows", &rows.to_string(), "--scale", SCALE, "--out",
+            "prepare",
+            "synthetic-criteo",
+            "--rows",
+            &rows.to_string(),
+            "--scale",
+            SCALE,
+            "--out",
             raw_arg,
         ]);
-        let (seconds, peak) =
-            run_measured(&["prepare", "criteo", "--input", raw_arg, "--out", prepared.to_str().unwrap()]);
+        let (seconds, peak) = run_measured(&[
+            "prepare",
+            "criteo",
+            "--input",
+            raw_arg,
+            "--out",
+            prepared.to_str().unwrap(),
+        ]);
         let megabytes = std::fs::metadata(&raw).unwrap().len() as f64 / (1 << 20) as f64;
         let entries = vocabulary_entries(&prepared);
         println!(

@@ -40,10 +40,29 @@ fn bad_input_fails_with_file_and_line_and_no_panic() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("bad.tsv"), "0\t1\t2\n").unwrap();
     let cases: [(&[&str], &str); 4] = [
-        (&["prepare", "criteo", "--input", "missing.tsv", "--out", "o"], "missing.tsv"),
-        (&["prepare", "criteo", "--input", "bad.tsv", "--out", "o"], "bad.tsv:1: expected 40"),
-        (&["prepare", "uci", "--input", "bad.tsv", "--out", "o"], "bad.tsv:1: expected 14"),
-        (&["prepare", "synthetic-criteo", "--out", "s.tsv", "--scale", "2"], "--scale"),
+        (
+            &["prepare", "criteo", "--input", "missing.tsv", "--out", "o"],
+            "missing.tsv",
+        ),
+        (
+            &["prepare", "criteo", "--input", "bad.tsv", "--out", "o"],
+            "bad.tsv:1: expected 40",
+        ),
+        (
+            &["prepare", "uci", "--input", "bad.tsv", "--out", "o"],
+            "bad.tsv:1: expected 14",
+        ),
+        (
+            &[
+                "prepare",
+                "synthetic-criteo",
+                "--out",
+                "s.tsv",
+                "--scale",
+                "2",
+            ],
+            "--scale",
+        ),
     ];
     for (args, needle) in cases {
         let out = dlrm_he(args, dir.path());
@@ -59,7 +78,14 @@ fn bad_input_fails_with_file_and_line_and_no_panic() {
 fn skip_bad_rows_reports_the_count() {
     let dir = tempfile::tempdir().unwrap();
     let generated = dlrm_he(
-        &["prepare", "synthetic-criteo", "--out", "s.tsv", "--rows", "500"],
+        &[
+            "prepare",
+            "synthetic-criteo",
+            "--out",
+            "s.tsv",
+            "--rows",
+            "500",
+        ],
         dir.path(),
     );
     assert!(generated.status.success(), "{}", text(&generated.stderr));
@@ -67,7 +93,15 @@ fn skip_bad_rows_reports_the_count() {
     data.push_str("not a row\n");
     std::fs::write(dir.path().join("s.tsv"), data).unwrap();
     let out = dlrm_he(
-        &["prepare", "criteo", "--input", "s.tsv", "--out", "p", "--skip-bad-rows"],
+        &[
+            "prepare",
+            "criteo",
+            "--input",
+            "s.tsv",
+            "--out",
+            "p",
+            "--skip-bad-rows",
+        ],
         dir.path(),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
