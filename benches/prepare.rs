@@ -10,6 +10,10 @@ use std::time::Instant;
 const SCALE: &str = "0.01";
 
 /// Runs the binary to completion and returns (wall seconds, peak resident set in MiB).
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which also reports its peak memory"
+)]
 fn run_measured(args: &[&str]) -> (f64, f64) {
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_dlrm-he"))

@@ -504,6 +504,7 @@ pub fn prepare(
             missing_rows,
         })
         .collect();
+    let positives = splits.iter().map(|s| s.positives).sum();
     let manifest = Manifest {
         format_version: MANIFEST_VERSION,
         dataset: "criteo".into(),
@@ -512,7 +513,8 @@ pub fn prepare(
         dense,
         categorical,
         rows: first.rows,
-        positives: splits.iter().map(|s| s.positives).sum(),
+        positives,
+        label_rate: crate::manifest::label_rate(positives, first.rows),
         splits,
         skipped_rows: first.skipped,
         source: first.source,

@@ -76,12 +76,13 @@ pub struct SplitInfo {
     pub file: String,
     pub rows: u64,
     pub positives: u64,
+    /// `positives / rows`.
+    pub label_rate: f64,
 }
 
-impl SplitInfo {
-    pub fn label_rate(&self) -> f64 {
-        self.positives as f64 / self.rows.max(1) as f64
-    }
+/// `positives / rows`, 0 for no rows.
+pub(crate) fn label_rate(positives: u64, rows: u64) -> f64 {
+    positives as f64 / rows.max(1) as f64
 }
 
 /// Everything a consumer needs to read a prepared dataset and to map raw rows the same way.
@@ -97,6 +98,8 @@ pub struct Manifest {
     pub splits: Vec<SplitInfo>,
     pub rows: u64,
     pub positives: u64,
+    /// `positives / rows`.
+    pub label_rate: f64,
     /// Malformed rows skipped with `--skip-bad-rows`.
     pub skipped_rows: u64,
     pub source: SourceInfo,
@@ -105,10 +108,6 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    pub fn label_rate(&self) -> f64 {
-        self.positives as f64 / self.rows.max(1) as f64
-    }
-
     pub fn split(&self, name: &str) -> Option<&SplitInfo> {
         self.splits.iter().find(|s| s.name == name)
     }
@@ -159,7 +158,7 @@ impl fmt::Display for PrepareSummary {
             f,
             "{} rows ({:.1}% positive) in {seconds:.2} s ({:.0} rows/s)",
             m.rows,
-            100.0 * m.label_rate(),
+            100.0 * m.label_rate,
             (m.rows + m.skipped_rows) as f64 / seconds.max(1e-9)
         )?;
         if m.skipped_rows > 0 {
@@ -171,7 +170,7 @@ impl fmt::Display for PrepareSummary {
                 "  {:<5} {:>10} rows  {:>5.1}% positive",
                 split.name,
                 split.rows,
-                100.0 * split.label_rate()
+                100.0 * split.label_rate
             )?;
         }
         write!(f, "tables (vocabulary size incl. reserved id 0):")?;

@@ -186,6 +186,7 @@ impl SplitWriter {
             file: self.file_name,
             rows: self.rows,
             positives: self.positives,
+            label_rate: crate::manifest::label_rate(self.positives, self.rows),
         })
     }
 }

@@ -264,6 +264,7 @@ pub fn prepare(
         splits.push(writer.finish()?);
     }
 
+    let positives = rows.iter().map(|r| u64::from(r.label)).sum();
     let manifest = Manifest {
         format_version: MANIFEST_VERSION,
         dataset: "uci-heart".into(),
@@ -272,7 +273,8 @@ pub fn prepare(
         dense,
         categorical,
         rows: rows.len() as u64,
-        positives: rows.iter().map(|r| u64::from(r.label)).sum(),
+        positives,
+        label_rate: crate::manifest::label_rate(positives, rows.len() as u64),
         splits,
         skipped_rows: skipped,
         source: reader.source_info(),

@@ -69,6 +69,7 @@ fn uci_cleveland_matches_the_published_facts_and_round_trips() {
     let summary = uci::prepare(&input, &out, &UciOptions::default(), &NoProgress).unwrap();
     let m = &summary.manifest;
     assert_eq!((m.rows, m.positives, m.skipped_rows), (303, 139, 0));
+    assert_eq!(m.label_rate, 139.0 / 303.0);
     assert_eq!(
         m.source.sha256.as_deref(),
         Some("a74b7efa387bc9d108d7d0115d831fe9b414b29ae7124f331b622b4efa0427c8")
@@ -167,6 +168,7 @@ fn criteo_kaggle_head_matches_the_published_facts_and_round_trips() {
         .unwrap()
         .manifest;
     assert_eq!((m.rows, m.positives), (8000, 1728));
+    assert_eq!(m.label_rate, 0.216);
     // Distinct values per column (SOURCES.md), counting "missing" as one value.
     let distinct = [
         157, 370, 4525, 3370, 53, 8, 2817, 82, 3, 2584, 1904, 4338, 1591, 22, 1833, 3906, 9, 1055,

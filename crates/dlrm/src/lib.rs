@@ -29,6 +29,7 @@ mod rng;
 mod train;
 mod weights;
 
+pub use compress::{FitOptions, TableFit, compress, fit_codebooks, id_frequencies};
 pub use config::{
     EmbeddingKind, EmbeddingPolicy, Interaction, MAX_TABLE_ROWS, MAX_WIDTH, ModelConfig,
     ModelPreset, TableConfig, TrainConfig,
@@ -41,14 +42,13 @@ pub use io::{
 };
 pub use metrics::{Metrics, auc, sigmoid};
 pub use model::{Batch, Dlrm};
-pub use train::{
-    EpochReport, Silent, TrainProgress, TrainReport, evaluate, first_rows, predict_logits, train,
-};
-pub use weights::{DenseLayer, DlrmWeights, Matrix};
-pub use compress::{FitOptions, TableFit, compress, fit_codebooks, id_frequencies};
 pub use noise::NoiseModel;
 pub use quant::{
     ActivationTable, Execution, InputQuantizer, IntLayer, IntTable, LayerTrace, MAX_LUT_BITS,
     MAX_VALUE_BITS, QUANTIZED_FORMAT_VERSION, QuantizedModel, Trace,
 };
 pub use quantize::{LayerChoice, QuantizeConfig, quantize};
+pub use train::{
+    EpochReport, Silent, TrainProgress, TrainReport, evaluate, first_rows, predict_logits, train,
+};
+pub use weights::{DenseLayer, DlrmWeights, Matrix};

@@ -1,0 +1,381 @@
+//! Saving and loading models: a directory with `model.json` (format version, architecture,
+//! dataset reference) and `weights.safetensors`; and importing PyTorch reference DLRM weights.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use safetensors::SafeTensors;
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    DenseLayer, DlrmError, DlrmWeights, EmbeddingKind, Interaction, Matrix, ModelConfig, Result,
+    TableConfig,
+};
+
+/// File name of the model description inside a model directory.
+pub const MODEL_FILE: &str = "model.json";
+/// File name of the weights inside a model directory.
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+/// Version of the model directory format this crate writes and reads.
+pub const MODEL_FORMAT_VERSION: u32 = 1;
+/// Largest weights file read (a full-size Kaggle DLRM is about 2.2 GB).
+pub const MAX_WEIGHTS_BYTES: u64 = 4 << 30;
+/// Largest JSON description read.
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+
+const MODEL_FORMAT: &str = "dlrm-he/float-model";
+
+/// Which prepared dataset a model was trained on, so serving maps raw values to the same ids.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetReference {
+    /// The prepared dataset directory (vocabularies are in its manifest).
+    pub dir: String,
+    /// `criteo` or `uci-heart`.
+    pub dataset: String,
+    pub dense_columns: Vec<String>,
+    /// One per table, in table order.
+    pub categorical_columns: Vec<String>,
+}
+
+impl DatasetReference {
+    /// The reference of an opened prepared dataset.
+    pub fn of(dataset: &datasets::PreparedDataset) -> Self {
+        let m = dataset.manifest();
+        Self {
+            dir: dataset.dir().display().to_string(),
+            dataset: m.dataset.clone(),
+            dense_columns: m.dense.iter().map(|d| d.name.clone()).collect(),
+            categorical_columns: m.categorical.iter().map(|c| c.name.clone()).collect(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ModelFile {
+    format: String,
+    format_version: u32,
+    config: ModelConfig,
+    dataset: Option<DatasetReference>,
+}
+
+/// A model read back from a model directory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedModel {
+    pub weights: DlrmWeights,
+    pub dataset: Option<DatasetReference>,
+}
+
+/// Writes `weights` (and the dataset reference) into directory `dir`, creating it.
+///
+/// ```
+/// let config = dlrm::ModelPreset::Uci.config(2, &[3]);
+/// let weights = dlrm::Dlrm::new(&config, 1).unwrap().to_weights().unwrap();
+/// let dir = tempfile::tempdir().unwrap();
+/// dlrm::save_model(dir.path(), &weights, None).unwrap();
+/// assert_eq!(dlrm::load_model(dir.path()).unwrap().weights, weights);
+/// ```
+pub fn save_model(
+    dir: &Path,
+    weights: &DlrmWeights,
+    dataset: Option<&DatasetReference>,
+) -> Result<()> {
+    weights.validate()?;
+    std::fs::create_dir_all(dir).map_err(|e| DlrmError::io(dir, e))?;
+    let mut tensors: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    let mut put = |name: String, shape: Vec<usize>, values: &[f32]| {
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tensors.insert(name, (shape, bytes));
+    };
+    for (prefix, layers) in [("bottom", &weights.bottom), ("top", &weights.top)] {
+        for (k, layer) in layers.iter().enumerate() {
+            let w = &layer.weight;
+            put(
+                format!("{prefix}.{k}.weight"),
+                vec![w.rows, w.cols],
+                &w.data,
+            );
+            put(
+                format!("{prefix}.{k}.bias"),
+                vec![layer.bias.len()],
+                &layer.bias,
+            );
+        }
+    }
+    for (t, (table, spec)) in weights
+        .tables
+        .iter()
+        .zip(&weights.config.tables)
+        .enumerate()
+    {
+        put(
+            table_tensor_name(t, spec),
+            vec![table.rows, table.cols],
+            &table.data,
+        );
+    }
+    let views = tensors
+        .iter()
+        .map(|(name, (shape, bytes))| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map_err(|e| DlrmError::shape(format!("{name}: {e}")))?;
+            Ok((name.clone(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bytes = safetensors::serialize(views, None)
+        .map_err(|e| DlrmError::shape(format!("serialising weights: {e}")))?;
+    let weights_path = dir.join(WEIGHTS_FILE);
+    std::fs::write(&weights_path, bytes).map_err(|e| DlrmError::io(&weights_path, e))?;
+    let description = ModelFile {
+        format: MODEL_FORMAT.into(),
+        format_version: MODEL_FORMAT_VERSION,
+        config: weights.config.clone(),
+        dataset: dataset.cloned(),
+    };
+    write_json(&dir.join(MODEL_FILE), &description)
+}
+
+/// Reads a model directory written by [`save_model`], checking format version and every shape.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::write(dir.path().join("model.json"), "{}").unwrap();
+/// assert!(dlrm::load_model(dir.path()).is_err());
+/// ```
+pub fn load_model(dir: &Path) -> Result<SavedModel> {
+    let path = dir.join(MODEL_FILE);
+    let description: ModelFile = read_json(&path)?;
+    if description.format != MODEL_FORMAT || description.format_version != MODEL_FORMAT_VERSION {
+        return Err(DlrmError::file(
+            &path,
+            format!(
+                "format {:?} version {} (this build reads {MODEL_FORMAT:?} version {MODEL_FORMAT_VERSION})",
+                description.format, description.format_version
+            ),
+        ));
+    }
+    let config = description.config;
+    config.validate()?;
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let bytes = read_limited(&weights_path, MAX_WEIGHTS_BYTES)?;
+    let file = Tensors::parse(&weights_path, &bytes)?;
+    let mlp = |prefix: &str, input: usize, widths: &[usize]| -> Result<Vec<DenseLayer>> {
+        let mut fan_in = input;
+        widths
+            .iter()
+            .enumerate()
+            .map(|(k, &out)| {
+                let layer = file.dense(
+                    &format!("{prefix}.{k}.weight"),
+                    &format!("{prefix}.{k}.bias"),
+                    Some((out, fan_in)),
+                )?;
+                fan_in = out;
+                Ok(layer)
+            })
+            .collect()
+    };
+    let bottom = mlp("bottom", config.dense_features, &config.bottom)?;
+    let top = mlp("top", config.interaction_output(), &config.top)?;
+    let tables = config
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(t, spec)| {
+            file.matrix(
+                &table_tensor_name(t, spec),
+                Some((spec.stored_rows(), config.embedding_dim)),
+            )
+        })
+        .collect::<Result<_>>()?;
+    let weights = DlrmWeights {
+        config,
+        bottom,
+        tables,
+        top,
+    };
+    weights.validate()?;
+    Ok(SavedModel {
+        weights,
+        dataset: description.dataset,
+    })
+}
+
+fn table_tensor_name(t: usize, spec: &TableConfig) -> String {
+    match spec.kind {
+        EmbeddingKind::Full => format!("tables.{t}.weight"),
+        EmbeddingKind::Digits(_) => format!("tables.{t}.codebooks"),
+    }
+}
+
+/// Imports the weights of a PyTorch reference DLRM (facebookresearch/dlrm naming) saved as
+/// safetensors: `bot_l.N.weight/bias` and `top_l.N.weight/bias` (the `nn.Sequential` index `N`
+/// of each `Linear`, ReLU after every layer but the top's last), `emb_l.N.weight` (`V x d`).
+/// The interaction cannot always be told from the shapes (the HE-LRM toy fits both), so it is
+/// given; it must fit the top MLP's input width.
+///
+/// Converting a PyTorch checkpoint: `safetensors.torch.save_file(model.state_dict(), "m.safetensors")`.
+///
+/// ```no_run
+/// let weights = dlrm::import_pytorch("dlrm.safetensors".as_ref(), dlrm::Interaction::Concat)?;
+/// let logit = weights.forward(&[0.1753, -0.9315, -1.5055, -0.6610], &[3, 0, 1])?;
+/// # Ok::<(), dlrm::DlrmError>(())
+/// ```
+pub fn import_pytorch(path: &Path, interaction: Interaction) -> Result<DlrmWeights> {
+    let bytes = read_limited(path, MAX_WEIGHTS_BYTES)?;
+    let file = Tensors::parse(path, &bytes)?;
+    let indices = |prefix: &str, suffix: &str| -> Result<Vec<usize>> {
+        let mut found: Vec<usize> = file
+            .names()
+            .filter_map(|n| n.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok())
+            .collect();
+        found.sort_unstable();
+        if found.is_empty() {
+            return Err(DlrmError::file(
+                path,
+                format!("no {prefix}N{suffix} tensors"),
+            ));
+        }
+        Ok(found)
+    };
+    let mlp = |prefix: &str| -> Result<Vec<DenseLayer>> {
+        indices(prefix, ".weight")?
+            .into_iter()
+            .map(|n| {
+                file.dense(
+                    &format!("{prefix}{n}.weight"),
+                    &format!("{prefix}{n}.bias"),
+                    None,
+                )
+            })
+            .collect()
+    };
+    let bottom = mlp("bot_l.")?;
+    let top = mlp("top_l.")?;
+    let tables: Vec<Matrix> = indices("emb_l.", ".weight")?
+        .into_iter()
+        .map(|n| file.matrix(&format!("emb_l.{n}.weight"), None))
+        .collect::<Result<_>>()?;
+    let embedding_dim = tables[0].cols;
+    let config = ModelConfig {
+        dense_features: bottom[0].weight.cols,
+        bottom: bottom.iter().map(|l| l.weight.rows).collect(),
+        embedding_dim,
+        tables: tables
+            .iter()
+            .map(|m| TableConfig {
+                rows: m.rows,
+                kind: EmbeddingKind::Full,
+            })
+            .collect(),
+        interaction,
+        top: top.iter().map(|l| l.weight.rows).collect(),
+    };
+    let weights = DlrmWeights {
+        config,
+        bottom,
+        tables,
+        top,
+    };
+    weights.validate().map_err(|e| {
+        DlrmError::file(
+            path,
+            format!("not a DLRM with {interaction:?} interaction: {e}"),
+        )
+    })?;
+    Ok(weights)
+}
+
+/// A parsed safetensors file whose tensors are read as checked `f32` matrices.
+struct Tensors<'a> {
+    path: &'a Path,
+    file: SafeTensors<'a>,
+}
+
+impl<'a> Tensors<'a> {
+    fn parse(path: &'a Path, bytes: &'a [u8]) -> Result<Self> {
+        let file = SafeTensors::deserialize(bytes)
+            .map_err(|e| DlrmError::file(path, format!("not a safetensors file: {e}")))?;
+        Ok(Self { path, file })
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.file.names().into_iter()
+    }
+
+    /// A tensor as `f32` values with its shape, which must be `expected_rank` long.
+    fn values(&self, name: &str, expected_rank: usize) -> Result<(Vec<usize>, Vec<f32>)> {
+        let bad = |reason: String| DlrmError::file(self.path, format!("{name}: {reason}"));
+        let view = self.file.tensor(name).map_err(|e| bad(e.to_string()))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(bad(format!("dtype {:?}, expected F32", view.dtype())));
+        }
+        if view.shape().len() != expected_rank {
+            return Err(bad(format!(
+                "shape {:?}, expected rank {expected_rank}",
+                view.shape()
+            )));
+        }
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        Ok((view.shape().to_vec(), values))
+    }
+
+    fn matrix(&self, name: &str, expected: Option<(usize, usize)>) -> Result<Matrix> {
+        let (shape, values) = self.values(name, 2)?;
+        if expected.is_some_and(|(r, c)| shape != [r, c]) {
+            return Err(DlrmError::file(
+                self.path,
+                format!("{name}: shape {shape:?}, expected {expected:?}"),
+            ));
+        }
+        Matrix::new(shape[0], shape[1], values)
+    }
+
+    fn dense(
+        &self,
+        weight: &str,
+        bias: &str,
+        expected: Option<(usize, usize)>,
+    ) -> Result<DenseLayer> {
+        let weight = self.matrix(weight, expected)?;
+        let (shape, bias_values) = self.values(bias, 1)?;
+        if shape[0] != weight.rows {
+            return Err(DlrmError::file(
+                self.path,
+                format!("{bias}: {} values for {} outputs", shape[0], weight.rows),
+            ));
+        }
+        Ok(DenseLayer {
+            weight,
+            bias: bias_values,
+        })
+    }
+}
+
+/// Reads a whole file, refusing files larger than `limit` bytes.
+pub(crate) fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| DlrmError::io(path, e))?
+        .len();
+    if size > limit {
+        return Err(DlrmError::file(
+            path,
+            format!("{size} bytes, the limit is {limit}"),
+        ));
+    }
+    std::fs::read(path).map_err(|e| DlrmError::io(path, e))
+}
+
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let bytes = read_limited(path, MAX_JSON_BYTES)?;
+    serde_json::from_slice(&bytes).map_err(|e| DlrmError::file(path, e.to_string()))
+}
+
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("model descriptions always serialise");
+    std::fs::write(path, text + "\n").map_err(|e| DlrmError::io(path, e))
+}

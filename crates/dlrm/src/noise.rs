@@ -1,0 +1,85 @@
+//! The noise figures of the encrypted executor, in one place: what the quantizer budgets for and
+//! what the integer reference's `simulate` mode adds.
+//!
+//! Units are `1/(2N)` of the torus, the granularity of the modulus switch before a blind
+//! rotation. With one padding bit a lookup table's `2^b` boxes share half the torus, `N` units,
+//! so a box is `N / 2^b` units wide whatever the accumulator's integer scale: only the weights'
+//! integer L2 norm and `lut_bits` decide how often a bootstrap reads the wrong box.
+
+use serde::{Deserialize, Serialize};
+
+/// Gaussian noise of the encrypted pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NoiseModel {
+    /// TFHE polynomial size `N`.
+    pub polynomial_size: u32,
+    /// Standard deviation of a bootstrap's output, in `1/(2N)` units. A dense layer multiplies
+    /// it by each row's weight L2 norm before the next bootstrap reads it.
+    pub bootstrap_output_sd: f64,
+    /// Standard deviation added by keyswitch plus (centred) modulus switch before each bootstrap.
+    pub modulus_switch_sd: f64,
+}
+
+impl NoiseModel {
+    /// Measured with the TFHE-rs 2_2 parameter set (N = 2048, centred modulus switch) on this
+    /// project's executor; see `docs/fhe.md` and `TFHE_NOTES.md` section 5.
+    pub const TFHE_2_2: Self = Self {
+        polynomial_size: 2048,
+        bootstrap_output_sd: 0.13,
+        modulus_switch_sd: 4.8,
+    };
+
+    /// Noise read by a bootstrap whose input is a weighted sum of bootstrap outputs with weight
+    /// L2 norm `norm`, in `1/(2N)` units.
+    ///
+    /// ```
+    /// let n = dlrm::NoiseModel::TFHE_2_2;
+    /// assert_eq!(n.bootstrap_input_sd(0.0), 4.8);
+    /// assert!((n.bootstrap_input_sd(100.0) - 13.86).abs() < 0.01);
+    /// ```
+    pub fn bootstrap_input_sd(&self, norm: f64) -> f64 {
+        (norm * self.bootstrap_output_sd).hypot(self.modulus_switch_sd)
+    }
+
+    /// Width of one of `2^lut_bits` boxes, in `1/(2N)` units.
+    ///
+    /// ```
+    /// assert_eq!(dlrm::NoiseModel::TFHE_2_2.box_width(6), 32.0);
+    /// ```
+    pub fn box_width(&self, lut_bits: u32) -> f64 {
+        self.polynomial_size as f64 / (1u64 << lut_bits) as f64
+    }
+
+    /// Probability that Gaussian noise of `sd` units moves a box centre into another box.
+    ///
+    /// ```
+    /// let n = dlrm::NoiseModel::TFHE_2_2;
+    /// assert!(n.wrong_box_rate(4.8, 6) < 0.001);
+    /// assert!((n.wrong_box_rate(4.8, 7) - 0.095).abs() < 0.01);
+    /// ```
+    pub fn wrong_box_rate(&self, sd: f64, lut_bits: u32) -> f64 {
+        erfc(self.box_width(lut_bits) / 2.0 / sd / std::f64::consts::SQRT_2)
+    }
+}
+
+impl Default for NoiseModel {
+    fn default() -> Self {
+        Self::TFHE_2_2
+    }
+}
+
+/// Complementary error function (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}

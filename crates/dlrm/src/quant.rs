@@ -1,0 +1,522 @@
+//! The quantized integer model and its reference executor: the oracle the encrypted executor
+//! is checked against. Everything here is plain integer arithmetic on the model file's numbers;
+//! the only floating point is the client's input scaling, the final `logit_scale` and the noise
+//! of `simulate` mode.
+
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::io::{read_json, write_json};
+use crate::rng::SplitMix64;
+use crate::weights::check_row;
+use crate::{DlrmError, Interaction, ModelConfig, NoiseModel, Result, TableConfig};
+
+/// Version of the quantized model format this crate writes and reads.
+pub const QUANTIZED_FORMAT_VERSION: u32 = 1;
+const QUANTIZED_FORMAT: &str = "dlrm-he/quantized-model";
+/// Widest integer (weights, inputs, table entries, activations) the format allows, in bits.
+pub const MAX_VALUE_BITS: u32 = 16;
+/// Most lookup-table boxes, as bits.
+pub const MAX_LUT_BITS: u32 = 16;
+
+/// How the client turns dense features into signed integers: column `j` becomes
+/// `clamp(round(x_j / scales[j]), -2^(bits-1), 2^(bits-1) - 1)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputQuantizer {
+    pub bits: u32,
+    pub scales: Vec<f64>,
+}
+
+impl InputQuantizer {
+    /// The integer inputs of one row of dense features.
+    ///
+    /// ```
+    /// let q = dlrm::InputQuantizer { bits: 4, scales: vec![0.5, 0.25] };
+    /// assert_eq!(q.quantize(&[1.2, -9.0]), vec![2, -8]);
+    /// ```
+    pub fn quantize(&self, dense: &[f32]) -> Vec<i64> {
+        let max = (1i64 << (self.bits - 1)) - 1;
+        dense
+            .iter()
+            .zip(&self.scales)
+            .map(|(&x, &s)| ((f64::from(x) / s).round() as i64).clamp(-max - 1, max))
+            .collect()
+    }
+}
+
+/// The activation a bootstrap evaluates: it sees the accumulator only as one of `2^lut_bits`
+/// boxes of width `2^box_shift` whose centres are `lo + k 2^box_shift`, the nearest centre
+/// (ties upwards, clamped to the first and last box), and returns `entries[k]`, an integer in
+/// `[0, 2^output_bits)` (ReLU, rescaling and clamping folded into the entries).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivationTable {
+    pub lo: i64,
+    pub box_shift: u32,
+    pub lut_bits: u32,
+    pub output_bits: u32,
+    pub entries: Vec<u32>,
+}
+
+impl ActivationTable {
+    /// The box a bootstrap reads for accumulator `acc` (without noise).
+    ///
+    /// ```
+    /// let t = dlrm::ActivationTable { lo: -8, box_shift: 2, lut_bits: 2, output_bits: 2, entries: vec![0, 0, 1, 3] };
+    /// assert_eq!((t.box_index(-8), t.box_index(-7), t.box_index(-6)), (0, 0, 1));
+    /// assert_eq!((t.box_index(-100), t.box_index(100)), (0, 3));
+    /// ```
+    pub fn box_index(&self, acc: i64) -> usize {
+        let half = (1i64 << self.box_shift) >> 1;
+        let k = (acc.saturating_sub(self.lo).saturating_add(half)) >> self.box_shift;
+        k.clamp(0, self.last_box() as i64) as usize
+    }
+
+    /// The box read for a noisy real-valued phase (used by `simulate`).
+    ///
+    /// ```
+    /// let t = dlrm::ActivationTable { lo: -8, box_shift: 2, lut_bits: 2, output_bits: 2, entries: vec![0, 0, 1, 3] };
+    /// assert_eq!(t.noisy_box_index(-6.1), 0);
+    /// assert_eq!(t.noisy_box_index(-5.9), 1);
+    /// ```
+    pub fn noisy_box_index(&self, phase: f64) -> usize {
+        let k = ((phase - self.lo as f64) / (1u64 << self.box_shift) as f64 + 0.5).floor();
+        k.clamp(0.0, self.last_box() as f64) as usize
+    }
+
+    /// The activation of accumulator `acc`: `entries[box_index(acc)]`.
+    ///
+    /// ```
+    /// let t = dlrm::ActivationTable { lo: -8, box_shift: 2, lut_bits: 2, output_bits: 2, entries: vec![0, 0, 1, 3] };
+    /// assert_eq!(t.apply(5), 3);
+    /// ```
+    pub fn apply(&self, acc: i64) -> i64 {
+        i64::from(self.entries[self.box_index(acc)])
+    }
+
+    /// Centre of the last box: accumulators above `hi() + 2^(box_shift-1)` are clamped.
+    pub fn hi(&self) -> i64 {
+        self.lo + ((self.last_box() as i64) << self.box_shift)
+    }
+
+    fn last_box(&self) -> usize {
+        (1usize << self.lut_bits) - 1
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.lut_bits == 0 || self.lut_bits > MAX_LUT_BITS {
+            return Err(format!(
+                "lut_bits {} outside 1..={MAX_LUT_BITS}",
+                self.lut_bits
+            ));
+        }
+        if self.output_bits == 0 || self.output_bits > MAX_VALUE_BITS || self.box_shift > 40 {
+            return Err("output_bits or box_shift out of range".into());
+        }
+        if self.entries.len() != 1 << self.lut_bits {
+            return Err(format!(
+                "{} entries for {} lut bits",
+                self.entries.len(),
+                self.lut_bits
+            ));
+        }
+        if self.entries.iter().any(|&e| e >> self.output_bits != 0) {
+            return Err("an entry does not fit output_bits".into());
+        }
+        if self.lo.unsigned_abs() > 1 << 60 {
+            return Err("lo out of range".into());
+        }
+        Ok(())
+    }
+}
+
+/// One dense layer on integers: `acc = W x + b`, then the activation table (none for the output
+/// layer, whose accumulator is the logit numerator).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntLayer {
+    pub rows: usize,
+    pub cols: usize,
+    /// Signed weights in `[-(2^(weight_bits-1) - 1), 2^(weight_bits-1) - 1]`, row-major.
+    pub weight_bits: u32,
+    pub weights: Vec<i32>,
+    pub bias: Vec<i64>,
+    pub activation: Option<ActivationTable>,
+}
+
+impl IntLayer {
+    /// `W x + b`.
+    ///
+    /// ```
+    /// let layer = dlrm::IntLayer {
+    ///     rows: 1, cols: 2, weight_bits: 3, weights: vec![3, -2], bias: vec![1], activation: None,
+    /// };
+    /// assert_eq!(layer.accumulate(&[4, 5]), vec![3]);
+    /// ```
+    pub fn accumulate(&self, x: &[i64]) -> Vec<i64> {
+        self.weights
+            .chunks_exact(self.cols)
+            .zip(&self.bias)
+            .map(|(row, &b)| {
+                row.iter()
+                    .zip(x)
+                    .map(|(&w, &x)| i64::from(w) * x)
+                    .sum::<i64>()
+                    + b
+            })
+            .collect()
+    }
+
+    /// L2 norm of row `r` over columns `columns` (what multiplies incoming bootstrap noise).
+    pub fn row_norm(&self, r: usize, columns: std::ops::Range<usize>) -> f64 {
+        let row = &self.weights[r * self.cols..(r + 1) * self.cols];
+        row[columns]
+            .iter()
+            .map(|&w| f64::from(w) * f64::from(w))
+            .sum::<f64>()
+            .sqrt()
+    }
+}
+
+/// An integer embedding table: stored rows (`V` rows, or the stacked `l * p` codebook rows of a
+/// digit table) of signed integers; a lookup sums the id's parts exactly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntTable {
+    pub value_bits: u32,
+    /// `stored_rows x d`, row-major.
+    pub values: Vec<i32>,
+}
+
+impl IntTable {
+    /// The exact integer embedding of `id`: the sum of its parts' stored rows.
+    ///
+    /// ```
+    /// use dlrm::{DigitCode, EmbeddingKind, IntTable, TableConfig};
+    /// let spec = TableConfig { rows: 4, kind: EmbeddingKind::Digits(DigitCode { base: 2, digits: 2 }) };
+    /// // Codebook 0 rows (digit 0, 1), then codebook 1 rows; d = 1.
+    /// let table = IntTable { value_bits: 8, values: vec![0, 1, 0, 10] };
+    /// assert_eq!(table.lookup(&spec, 1, 3), vec![11]);
+    /// ```
+    pub fn lookup(&self, spec: &TableConfig, dim: usize, id: u32) -> Vec<i64> {
+        let mut sum = vec![0i64; dim];
+        for part in 0..spec.parts() {
+            let row = spec.stored_row(id, part);
+            for (s, &v) in sum.iter_mut().zip(&self.values[row * dim..(row + 1) * dim]) {
+                *s += i64::from(v);
+            }
+        }
+        sum
+    }
+}
+
+/// A quantized DLRM (concat interaction only: the encrypted executor cannot multiply two
+/// ciphertexts, so a dot interaction has no integer form here).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantizedModel {
+    pub format: String,
+    pub format_version: u32,
+    /// Architecture (table kinds say how ids become stored rows).
+    pub config: ModelConfig,
+    pub input: InputQuantizer,
+    pub bottom: Vec<IntLayer>,
+    pub tables: Vec<IntTable>,
+    /// The top MLP; the last layer has no activation.
+    pub top: Vec<IntLayer>,
+    /// `logit = logit numerator x logit_scale`.
+    pub logit_scale: f64,
+    /// The logit numerator stays within `(-2^(bits-1), 2^(bits-1))` on calibration data with
+    /// margin: the encrypted executor encodes the output with this many bits.
+    pub output_acc_bits: u32,
+    /// The noise the bit widths were chosen for, and that `simulate` adds.
+    pub noise: NoiseModel,
+}
+
+/// Every accumulator and activation of one reference run (for layer-by-layer comparison with
+/// the encrypted executor).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trace {
+    /// Integer inputs of the first top layer: bottom output then the embedding sums.
+    pub top_input: Vec<i64>,
+    /// Per layer (bottom then top): accumulators and the activations the tables returned.
+    pub layers: Vec<LayerTrace>,
+    /// The output layer's accumulator, with the simulated noise when simulating.
+    pub logit_numerator: f64,
+}
+
+/// One layer of a [`Trace`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerTrace {
+    pub accumulators: Vec<i64>,
+    /// Empty for the output layer.
+    pub activations: Vec<i64>,
+}
+
+/// Whether the reference runs exactly or with simulated bootstrap noise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Execution {
+    /// Exact integer semantics: what a noiseless encrypted executor computes.
+    Exact,
+    /// Adds the noise model's Gaussian noise before every bootstrap and to the output, seeded
+    /// per row by `seed ^ row` so runs are reproducible.
+    Simulate { seed: u64 },
+}
+
+impl QuantizedModel {
+    /// Checks the model's consistency: shapes, bit widths, tables, and that no accumulator can
+    /// overflow `i64` (quantized model files are untrusted).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(DlrmError::shape(format!("quantized model: {reason}")));
+        if self.format != QUANTIZED_FORMAT || self.format_version != QUANTIZED_FORMAT_VERSION {
+            return bad(format!(
+                "format {:?} version {}, this build reads {QUANTIZED_FORMAT:?} version {QUANTIZED_FORMAT_VERSION}",
+                self.format, self.format_version
+            ));
+        }
+        let c = &self.config;
+        c.validate()?;
+        if c.interaction != Interaction::Concat {
+            return bad("only the concat interaction has an integer form".into());
+        }
+        if !(1..=MAX_VALUE_BITS).contains(&self.input.bits)
+            || self.input.scales.len() != c.dense_features
+            || self
+                .input
+                .scales
+                .iter()
+                .any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return bad("input quantizer: bits or scales out of range".into());
+        }
+        if !(self.logit_scale.is_finite() && self.logit_scale > 0.0) || self.output_acc_bits > 62 {
+            return bad("logit scale or output bits out of range".into());
+        }
+        if self.tables.len() != c.tables.len() {
+            return bad(format!(
+                "{} tables, config has {}",
+                self.tables.len(),
+                c.tables.len()
+            ));
+        }
+        for (t, (table, spec)) in self.tables.iter().zip(&c.tables).enumerate() {
+            let limit = value_limit(table.value_bits);
+            if !(1..=MAX_VALUE_BITS).contains(&table.value_bits)
+                || table.values.len() != spec.stored_rows() * c.embedding_dim
+                || table.values.iter().any(|v| i64::from(*v).abs() > limit)
+            {
+                return bad(format!("table {t}: size or values out of range"));
+            }
+        }
+        // No accumulator can overflow: inputs, activations and table values are at most 16
+        // bits, an embedding sums at most 64 parts (2^22), weights 16 bits, fan-in 2^16 and
+        // biases 2^40, so |acc| < 2^16 * 2^15 * 2^22 + 2^40 < 2^53, exact even as f64.
+        self.check_mlp("bottom", &self.bottom, c.dense_features, &c.bottom, true)?;
+        self.check_mlp("top", &self.top, c.interaction_output(), &c.top, false)
+    }
+
+    fn check_mlp(
+        &self,
+        name: &str,
+        layers: &[IntLayer],
+        input: usize,
+        widths: &[usize],
+        all_activated: bool,
+    ) -> Result<()> {
+        let bad = |reason: String| Err(DlrmError::shape(format!("quantized {name}: {reason}")));
+        if layers.len() != widths.len() {
+            return bad(format!(
+                "{} layers, config has {}",
+                layers.len(),
+                widths.len()
+            ));
+        }
+        let mut fan_in = input;
+        for (k, (layer, &out)) in layers.iter().zip(widths).enumerate() {
+            let limit = value_limit(layer.weight_bits);
+            if layer.rows != out
+                || layer.cols != fan_in
+                || layer.weights.len() != out * fan_in
+                || layer.bias.len() != out
+                || !(2..=MAX_VALUE_BITS).contains(&layer.weight_bits)
+                || layer.weights.iter().any(|w| i64::from(*w).abs() > limit)
+                || layer.bias.iter().any(|b| b.unsigned_abs() > 1 << 40)
+            {
+                return bad(format!("layer {k}: shape or values out of range"));
+            }
+            let last = k + 1 == layers.len();
+            match (&layer.activation, all_activated || !last) {
+                (Some(table), true) => {
+                    table
+                        .validate()
+                        .or_else(|e| bad(format!("layer {k}: {e}")))?;
+                }
+                (None, false) => {}
+                _ => return bad(format!("layer {k}: activation table present or missing")),
+            }
+            fan_in = out;
+        }
+        Ok(())
+    }
+
+    /// Quantizes the client's dense features.
+    pub fn quantize_input(&self, dense: &[f32]) -> Vec<i64> {
+        self.input.quantize(dense)
+    }
+
+    /// The exact logit numerator of one row (integer inputs from [`QuantizedModel::quantize_input`]).
+    pub fn forward(&self, dense: &[i64], ids: &[u32]) -> Result<i64> {
+        let trace = self.trace(dense, ids, Execution::Exact, 0)?;
+        Ok(trace.logit_numerator as i64)
+    }
+
+    /// The logit (`numerator x logit_scale`) of one row of raw features.
+    pub fn logit(&self, dense: &[f32], ids: &[u32], execution: Execution, row: u64) -> Result<f64> {
+        let trace = self.trace(&self.quantize_input(dense), ids, execution, row)?;
+        Ok(trace.logit_numerator * self.logit_scale)
+    }
+
+    /// Runs one row, recording every layer. `row` seeds the simulated noise.
+    pub fn trace(
+        &self,
+        dense: &[i64],
+        ids: &[u32],
+        execution: Execution,
+        row: u64,
+    ) -> Result<Trace> {
+        check_row(&self.config, dense.len(), ids)?;
+        let input_limit = value_limit(self.input.bits) + 1;
+        if dense.iter().any(|x| x.abs() > input_limit) {
+            return Err(DlrmError::shape(format!(
+                "dense inputs must fit {} signed bits",
+                self.input.bits
+            )));
+        }
+        let mut noise = match execution {
+            Execution::Exact => None,
+            Execution::Simulate { seed } => {
+                Some(SplitMix64::new(seed ^ row.wrapping_mul(0x9e37_79b9)))
+            }
+        };
+        let mut layers = Vec::with_capacity(self.bottom.len() + self.top.len());
+        let mut x = dense.to_vec();
+        for (k, layer) in self.bottom.iter().enumerate() {
+            // The first bottom layer reads the client's fresh encryptions, not bootstrap outputs.
+            let noisy_columns = if k == 0 { 0..0 } else { 0..layer.cols };
+            x = self.hidden_layer(layer, &x, noisy_columns, noise.as_mut(), &mut layers);
+        }
+        let d = self.config.embedding_dim;
+        let bottom_width = x.len();
+        for ((table, spec), &id) in self.tables.iter().zip(&self.config.tables).zip(ids) {
+            x.extend(table.lookup(spec, d, id));
+        }
+        let top_input = x.clone();
+        let (output, hidden) = self.top.split_last().expect("validated: top is not empty");
+        for (k, layer) in hidden.iter().enumerate() {
+            // Embedding sums come from exact lookups; only the bottom part carries bootstrap noise.
+            let noisy_columns = if k == 0 {
+                0..bottom_width
+            } else {
+                0..layer.cols
+            };
+            x = self.hidden_layer(layer, &x, noisy_columns, noise.as_mut(), &mut layers);
+        }
+        let accumulators = output.accumulate(&x);
+        let mut logit_numerator = accumulators[0] as f64;
+        if let Some(rng) = noise.as_mut() {
+            let columns = if hidden.is_empty() {
+                0..bottom_width
+            } else {
+                0..output.cols
+            };
+            let units = (1u64 << self.output_acc_bits) as f64 / self.noise.polynomial_size as f64;
+            let sd = output.row_norm(0, columns) * self.noise.bootstrap_output_sd * units;
+            logit_numerator += rng.normal() * sd;
+        }
+        layers.push(LayerTrace {
+            accumulators,
+            activations: Vec::new(),
+        });
+        Ok(Trace {
+            top_input,
+            layers,
+            logit_numerator,
+        })
+    }
+
+    fn hidden_layer(
+        &self,
+        layer: &IntLayer,
+        x: &[i64],
+        noisy_columns: std::ops::Range<usize>,
+        noise: Option<&mut SplitMix64>,
+        layers: &mut Vec<LayerTrace>,
+    ) -> Vec<i64> {
+        let table = layer
+            .activation
+            .as_ref()
+            .expect("validated: hidden layers have tables");
+        let accumulators = layer.accumulate(x);
+        let activations: Vec<i64> = match noise {
+            None => accumulators.iter().map(|&a| table.apply(a)).collect(),
+            Some(rng) => {
+                // One unit of 1/(2N) in accumulator units: a box is 2^box_shift accumulator
+                // units and N / 2^lut_bits noise units wide.
+                let units = (1u64 << (table.box_shift + table.lut_bits)) as f64
+                    / self.noise.polynomial_size as f64;
+                accumulators
+                    .iter()
+                    .enumerate()
+                    .map(|(r, &a)| {
+                        let norm = layer.row_norm(r, noisy_columns.clone());
+                        let sd = self.noise.bootstrap_input_sd(norm) * units;
+                        let phase = a as f64 + rng.normal() * sd;
+                        i64::from(table.entries[table.noisy_box_index(phase)])
+                    })
+                    .collect()
+            }
+        };
+        layers.push(LayerTrace {
+            accumulators,
+            activations: activations.clone(),
+        });
+        activations
+    }
+
+    /// Logits of every row of a dataset split, in parallel.
+    pub fn logits(&self, data: &datasets::SplitData, execution: Execution) -> Result<Vec<f64>> {
+        (0..data.rows())
+            .into_par_iter()
+            .map(|r| {
+                self.logit(
+                    data.dense_row(r),
+                    data.categorical_row(r),
+                    execution,
+                    r as u64,
+                )
+            })
+            .collect()
+    }
+
+    /// Writes the model as JSON.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.validate()?;
+        write_json(path, self)
+    }
+
+    /// Reads and validates a model written by [`QuantizedModel::save`].
+    pub fn load(path: &Path) -> Result<Self> {
+        let model: Self = read_json(path)?;
+        model
+            .validate()
+            .map_err(|e| DlrmError::file(path, e.to_string()))?;
+        Ok(model)
+    }
+
+    pub(crate) fn format_name() -> String {
+        QUANTIZED_FORMAT.into()
+    }
+}
+
+/// Largest magnitude of a signed `bits`-bit value as this format uses it (`2^(bits-1) - 1`).
+pub(crate) fn value_limit(bits: u32) -> i64 {
+    (1i64 << (bits.clamp(1, 62) - 1)) - 1
+}

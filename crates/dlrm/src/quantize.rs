@@ -1,0 +1,508 @@
+//! Post-training quantization: float weights and calibration data to a [`QuantizedModel`].
+//!
+//! Layer by layer, on the integer pipeline itself (so each layer is calibrated on the
+//! accumulators the reference will really produce): weights are scaled by their inputs' scales
+//! into one integer grid per layer, the accumulator range `[lo, hi]` and the activation scale
+//! are read from the calibration rows with a margin, and the weight and lookup-table bits are
+//! chosen so that the bootstrap noise (weight L2 norm times bootstrap output noise, plus the
+//! modulus-switch noise) stays `min_clean_sigmas` standard deviations inside half a box.
+
+use serde::{Deserialize, Serialize};
+
+use crate::quant::{
+    ActivationTable, InputQuantizer, IntLayer, IntTable, QuantizedModel, value_limit,
+};
+use crate::{
+    DenseLayer, DlrmError, DlrmWeights, Interaction, MAX_LUT_BITS, MAX_VALUE_BITS, NoiseModel,
+    QUANTIZED_FORMAT_VERSION, Result,
+};
+
+/// Settings of [`quantize`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantizeConfig {
+    /// Signed bits of the client's dense inputs.
+    pub input_bits: u32,
+    /// Most signed bits of the weights; a layer gets fewer when its noise budget demands.
+    pub max_weight_bits: u32,
+    /// Bits of every hidden activation (the next layer's inputs), `[0, 2^bits)`.
+    pub activation_bits: u32,
+    /// Most lookup-table bits (boxes `2^lut_bits`), at least `activation_bits`.
+    pub max_lut_bits: u32,
+    /// Signed bits of the embedding codebook entries.
+    pub embedding_bits: u32,
+    /// Widens calibrated ranges by this fraction on each side.
+    pub range_margin: f64,
+    /// Activation scales cover this quantile of the calibration activations (the rest clamp).
+    pub activation_quantile: f64,
+    /// Bootstraps must keep half a box at least this many noise standard deviations wide.
+    pub min_clean_sigmas: f64,
+    pub noise: NoiseModel,
+}
+
+impl Default for QuantizeConfig {
+    fn default() -> Self {
+        Self {
+            input_bits: 8,
+            max_weight_bits: 6,
+            activation_bits: 5,
+            max_lut_bits: 7,
+            embedding_bits: 8,
+            range_margin: 0.1,
+            activation_quantile: 0.999,
+            min_clean_sigmas: 3.0,
+            noise: NoiseModel::TFHE_2_2,
+        }
+    }
+}
+
+/// What the quantizer chose for one layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerChoice {
+    pub name: String,
+    pub weight_bits: u32,
+    /// `None` for the output layer.
+    pub lut_bits: Option<u32>,
+    /// Largest row L2 norm over the columns fed by bootstraps.
+    pub max_noisy_row_norm: f64,
+    /// Probability that the noisiest row's bootstrap reads a neighbouring box.
+    pub wrong_box_rate: f64,
+    /// Calibration accumulators outside the table's boxes (clamped).
+    pub clamped_fraction: f64,
+}
+
+/// Quantizes a concat-interaction model, calibrating on up to all rows of `calibration`.
+///
+/// ```
+/// let config = dlrm::ModelPreset::Uci.config(2, &[3]);
+/// let weights = dlrm::Dlrm::new(&config, 1).unwrap().to_weights().unwrap();
+/// let data = datasets::SplitData {
+///     labels: vec![1, 0, 1], dense: vec![0.5, -1.0, 1.5, 0.2, -0.3, 0.0], categorical: vec![0, 1, 2],
+///     dense_names: vec!["a".into(), "b".into()], categorical_names: vec!["c".into()],
+/// };
+/// let (model, choices) = dlrm::quantize(&weights, &data, &dlrm::QuantizeConfig::default()).unwrap();
+/// assert_eq!(choices.len(), 4);
+/// let exact = model.logit(&[0.5, -1.0], &[0], dlrm::Execution::Exact, 0).unwrap();
+/// let float = weights.forward(&[0.5, -1.0], &[0]).unwrap() as f64;
+/// assert!((exact - float).abs() < 0.5);
+/// ```
+pub fn quantize(
+    weights: &DlrmWeights,
+    calibration: &datasets::SplitData,
+    config: &QuantizeConfig,
+) -> Result<(QuantizedModel, Vec<LayerChoice>)> {
+    weights.validate()?;
+    validate_config(config)?;
+    let c = &weights.config;
+    if c.interaction != Interaction::Concat {
+        return Err(DlrmError::config(
+            "only concat models can be quantized: a dot interaction multiplies two ciphertexts",
+        ));
+    }
+    if calibration.rows() == 0 || calibration.dense_width() != c.dense_features {
+        return Err(DlrmError::shape(
+            "calibration data is empty or has the wrong dense width",
+        ));
+    }
+    let input = calibrate_input(calibration, config);
+    let mut x: Vec<Vec<i64>> = (0..calibration.rows())
+        .map(|r| input.quantize(calibration.dense_row(r)))
+        .collect();
+    // The float model's own activations on the same rows: each integer layer's bias is
+    // corrected towards them, so rounding errors do not add up from layer to layer.
+    let mut xf: Vec<Vec<f64>> = (0..calibration.rows())
+        .map(|r| {
+            calibration
+                .dense_row(r)
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect()
+        })
+        .collect();
+    let mut scales = input.scales.clone();
+    let mut choices = Vec::new();
+    let mut bottom = Vec::new();
+    for (k, layer) in weights.bottom.iter().enumerate() {
+        let noisy = if k == 0 { 0 } else { layer.weight.cols };
+        let name = format!("bottom.{k}");
+        let corrected = bias_corrected(layer, &scales, &x, &xf);
+        xf = float_layer(layer, &xf);
+        let (int_layer, out_scale, choice) =
+            quantize_hidden(&name, &corrected, &scales, noisy, &x, &xf, config);
+        x = apply(&int_layer, &x);
+        scales = vec![out_scale; int_layer.rows];
+        bottom.push(int_layer);
+        choices.push(choice);
+    }
+    let bottom_width = scales.len();
+    let mut tables = Vec::with_capacity(c.tables.len());
+    for (t, table) in weights.tables.iter().enumerate() {
+        let max = table
+            .data
+            .iter()
+            .fold(0f32, |m, v| m.max(v.abs()))
+            .max(1e-12);
+        let scale = f64::from(max) / value_limit(config.embedding_bits) as f64;
+        let values = table
+            .data
+            .iter()
+            .map(|&v| (f64::from(v) / scale).round() as i32)
+            .collect();
+        let int_table = IntTable {
+            value_bits: config.embedding_bits,
+            values,
+        };
+        for (r, (row_x, row_f)) in x.iter_mut().zip(&mut xf).enumerate() {
+            let id = calibration.categorical_row(r)[t];
+            row_x.extend(int_table.lookup(&c.tables[t], c.embedding_dim, id));
+            row_f.extend(weights.embedding(t, id).into_iter().map(f64::from));
+        }
+        scales.extend(std::iter::repeat_n(scale, c.embedding_dim));
+        tables.push(int_table);
+    }
+    let (output_layer, hidden) = weights
+        .top
+        .split_last()
+        .expect("validated: top is not empty");
+    let mut top = Vec::new();
+    for (k, layer) in hidden.iter().enumerate() {
+        let noisy = if k == 0 {
+            bottom_width
+        } else {
+            layer.weight.cols
+        };
+        let name = format!("top.{k}");
+        let corrected = bias_corrected(layer, &scales, &x, &xf);
+        xf = float_layer(layer, &xf);
+        let (int_layer, out_scale, choice) =
+            quantize_hidden(&name, &corrected, &scales, noisy, &x, &xf, config);
+        x = apply(&int_layer, &x);
+        scales = vec![out_scale; int_layer.rows];
+        top.push(int_layer);
+        choices.push(choice);
+    }
+    let noisy = if hidden.is_empty() {
+        bottom_width
+    } else {
+        output_layer.weight.cols
+    };
+    let corrected = bias_corrected(output_layer, &scales, &x, &xf);
+    let (weight_bits, norm) = choose_weight_bits(&corrected, &scales, noisy, config, |_| true);
+    let (mut output, logit_scale) = integer_layer(&corrected, &scales, weight_bits);
+    let largest = x
+        .iter()
+        .map(|row| output.accumulate(row)[0].unsigned_abs())
+        .max()
+        .unwrap_or(0) as f64
+        * (1.0 + config.range_margin);
+    let output_acc_bits = (largest.max(1.0).log2().ceil() as u32 + 1).min(62);
+    output.activation = None;
+    choices.push(LayerChoice {
+        name: "output".into(),
+        weight_bits,
+        lut_bits: None,
+        max_noisy_row_norm: norm,
+        wrong_box_rate: 0.0,
+        clamped_fraction: 0.0,
+    });
+    top.push(output);
+    let model = QuantizedModel {
+        format: QuantizedModel::format_name(),
+        format_version: QUANTIZED_FORMAT_VERSION,
+        config: c.clone(),
+        input,
+        bottom,
+        tables,
+        top,
+        logit_scale,
+        output_acc_bits,
+        noise: config.noise,
+    };
+    model.validate()?;
+    Ok((model, choices))
+}
+
+fn validate_config(config: &QuantizeConfig) -> Result<()> {
+    let bits_ok = |b: u32| (2..=MAX_VALUE_BITS).contains(&b);
+    if !(bits_ok(config.input_bits)
+        && bits_ok(config.max_weight_bits)
+        && bits_ok(config.embedding_bits)
+        && (1..=MAX_VALUE_BITS).contains(&config.activation_bits)
+        && (config.activation_bits..=MAX_LUT_BITS).contains(&config.max_lut_bits))
+    {
+        return Err(DlrmError::config(
+            "bits must be 2..=16, and activation_bits <= max_lut_bits <= 16",
+        ));
+    }
+    if !(config.range_margin >= 0.0
+        && config.range_margin <= 10.0
+        && config.activation_quantile > 0.0
+        && config.activation_quantile <= 1.0
+        && config.min_clean_sigmas >= 0.0)
+    {
+        return Err(DlrmError::config("margin, quantile or sigmas out of range"));
+    }
+    Ok(())
+}
+
+/// Per-column input scales covering the `activation_quantile` of `|x|` with margin.
+fn calibrate_input(data: &datasets::SplitData, config: &QuantizeConfig) -> InputQuantizer {
+    let width = data.dense_width();
+    let scales = (0..width)
+        .map(|j| {
+            let column: Vec<f64> = (0..data.rows())
+                .map(|r| f64::from(data.dense_row(r)[j]).abs())
+                .collect();
+            let bound = quantile(column, config.activation_quantile) * (1.0 + config.range_margin);
+            bound.max(1e-6) / value_limit(config.input_bits) as f64
+        })
+        .collect();
+    InputQuantizer {
+        bits: config.input_bits,
+        scales,
+    }
+}
+
+/// Integer weights of `layer` for inputs with real scales `scales`: `W_eff = W diag(scales)`
+/// on one grid of step `acc_scale`; returns the layer (no activation yet) and `acc_scale`, the
+/// real value of one accumulator unit.
+fn integer_layer(layer: &DenseLayer, scales: &[f64], weight_bits: u32) -> (IntLayer, f64) {
+    let w = &layer.weight;
+    let effective: Vec<f64> = w
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| f64::from(v) * scales[i % w.cols])
+        .collect();
+    let largest = effective
+        .iter()
+        .fold(0f64, |m, v| m.max(v.abs()))
+        .max(1e-12);
+    let acc_scale = largest / value_limit(weight_bits) as f64;
+    let weights = effective
+        .iter()
+        .map(|v| (v / acc_scale).round() as i32)
+        .collect();
+    let bias = layer
+        .bias
+        .iter()
+        .map(|&b| (f64::from(b) / acc_scale).round() as i64)
+        .collect();
+    let int_layer = IntLayer {
+        rows: w.rows,
+        cols: w.cols,
+        weight_bits,
+        weights,
+        bias,
+        activation: None,
+    };
+    (int_layer, acc_scale)
+}
+
+/// The most weight bits (down to 2) for which `fits(norm)` holds, with that norm; 2 bits if none.
+fn choose_weight_bits(
+    layer: &DenseLayer,
+    scales: &[f64],
+    noisy_columns: usize,
+    config: &QuantizeConfig,
+    fits: impl Fn(f64) -> bool,
+) -> (u32, f64) {
+    (2..=config.max_weight_bits)
+        .rev()
+        .map(|bits| {
+            (
+                bits,
+                max_row_norm(&integer_layer(layer, scales, bits).0, noisy_columns),
+            )
+        })
+        .find(|&(_, norm)| fits(norm))
+        .unwrap_or_else(|| {
+            (
+                2,
+                max_row_norm(&integer_layer(layer, scales, 2).0, noisy_columns),
+            )
+        })
+}
+
+fn max_row_norm(layer: &IntLayer, noisy_columns: usize) -> f64 {
+    (0..layer.rows)
+        .map(|r| layer.row_norm(r, 0..noisy_columns))
+        .fold(0f64, f64::max)
+}
+
+/// Quantizes one hidden layer. Every (weight bits, table bits) pair whose bootstraps stay clean
+/// is tried; the pair whose activations are closest (mean squared error, in real units) to the
+/// float layer's on the same integer inputs wins. Returns the layer and its output scale.
+fn quantize_hidden(
+    name: &str,
+    layer: &DenseLayer,
+    scales: &[f64],
+    noisy_columns: usize,
+    x: &[Vec<i64>],
+    float_outputs: &[Vec<f64>],
+    config: &QuantizeConfig,
+) -> (IntLayer, f64, LayerChoice) {
+    let noise = &config.noise;
+    let clean = |norm: f64, lut_bits: u32| {
+        noise.box_width(lut_bits) / 2.0 >= config.min_clean_sigmas * noise.bootstrap_input_sd(norm)
+    };
+    // What the integer layer should reproduce: the float model's activations.
+    let target: Vec<f64> = float_outputs.iter().flatten().copied().collect();
+    let levels = ((1u64 << config.activation_bits) - 1) as f64;
+    let out_scale = quantile(target.clone(), config.activation_quantile).max(1e-12) / levels;
+    let consider = |best: &mut Option<(f64, LayerChoice, IntLayer)>,
+                    weight_bits: u32,
+                    lut_bits: Option<u32>| {
+        let (mut int_layer, acc_scale) = integer_layer(layer, scales, weight_bits);
+        let norm = max_row_norm(&int_layer, noisy_columns);
+        let accumulators: Vec<i64> = x.iter().flat_map(|row| int_layer.accumulate(row)).collect();
+        let luts: Vec<u32> = match lut_bits {
+            Some(bits) => vec![bits],
+            None => (config.activation_bits..=config.max_lut_bits)
+                .filter(|&b| clean(norm, b))
+                .collect(),
+        };
+        for lut_bits in luts {
+            let table = activation_table(&accumulators, acc_scale, out_scale, lut_bits, config);
+            let error: f64 = accumulators
+                .iter()
+                .zip(&target)
+                .map(|(&a, &t)| (table.apply(a) as f64 * out_scale - t).powi(2))
+                .sum();
+            if best.as_ref().is_some_and(|(e, _, _)| *e <= error) {
+                continue;
+            }
+            let half = (1i64 << table.box_shift) / 2;
+            let clamped = accumulators
+                .iter()
+                .filter(|&&a| a < table.lo - half || a >= table.hi() + half)
+                .count();
+            let choice = LayerChoice {
+                name: name.into(),
+                weight_bits,
+                lut_bits: Some(lut_bits),
+                max_noisy_row_norm: norm,
+                wrong_box_rate: noise.wrong_box_rate(noise.bootstrap_input_sd(norm), lut_bits),
+                clamped_fraction: clamped as f64 / accumulators.len().max(1) as f64,
+            };
+            int_layer.activation = Some(table);
+            *best = Some((error, choice, int_layer.clone()));
+        }
+    };
+    let mut best = None;
+    for weight_bits in 2..=config.max_weight_bits {
+        consider(&mut best, weight_bits, None);
+    }
+    if best.is_none() {
+        // Nothing is clean: the smallest weights and table, and simulate mode shows the cost.
+        consider(&mut best, 2, Some(config.activation_bits));
+    }
+    let (_, choice, int_layer) = best.expect("one candidate is always considered");
+    (int_layer, out_scale, choice)
+}
+
+/// The activation table for these calibration accumulators: the range `[min, max]` widened by
+/// the margin on each side, centred in `2^lut_bits` boxes of the smallest power-of-two width
+/// that covers it; entry `k` is the ReLU of box centre `k` in units of `out_scale`, clamped.
+fn activation_table(
+    accumulators: &[i64],
+    acc_scale: f64,
+    out_scale: f64,
+    lut_bits: u32,
+    config: &QuantizeConfig,
+) -> ActivationTable {
+    let (min, max) = accumulators
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(lo, hi), &a| (lo.min(a), hi.max(a)));
+    let (min, max) = if min > max { (0, 0) } else { (min, max) };
+    let margin = ((max - min) as f64 * config.range_margin).ceil() as i64 + 1;
+    let (low, high) = (min - margin, max + margin);
+    let boxes = (1i64 << lut_bits) - 1;
+    let mut box_shift = 0;
+    while boxes << box_shift < high - low {
+        box_shift += 1;
+    }
+    let lo = low - ((boxes << box_shift) - (high - low)) / 2;
+    let levels = ((1u64 << config.activation_bits) - 1) as f64;
+    let entries = (0..=boxes)
+        .map(|k| {
+            let centre = (lo + (k << box_shift)) as f64 * acc_scale;
+            (centre.max(0.0) / out_scale).round().min(levels) as u32
+        })
+        .collect();
+    ActivationTable {
+        lo,
+        box_shift,
+        lut_bits,
+        output_bits: config.activation_bits,
+        entries,
+    }
+}
+
+/// `layer` with its bias corrected for the mean error of its integer inputs (real value
+/// `x * scale`) against the float model's inputs `xf` on the calibration rows.
+fn bias_corrected(
+    layer: &DenseLayer,
+    scales: &[f64],
+    x: &[Vec<i64>],
+    xf: &[Vec<f64>],
+) -> DenseLayer {
+    let cols = layer.weight.cols;
+    let mut mean_error = vec![0f64; cols];
+    for (row_x, row_f) in x.iter().zip(xf) {
+        for j in 0..cols {
+            mean_error[j] += row_f[j] - row_x[j] as f64 * scales[j];
+        }
+    }
+    let rows = x.len().max(1) as f64;
+    let mut corrected = layer.clone();
+    for (r, bias) in corrected.bias.iter_mut().enumerate() {
+        let shift: f64 = (0..cols)
+            .map(|j| f64::from(layer.weight.data[r * cols + j]) * mean_error[j] / rows)
+            .sum();
+        *bias += shift as f32;
+    }
+    corrected
+}
+
+/// The float layer with its ReLU on every calibration row.
+fn float_layer(layer: &DenseLayer, xf: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let w = &layer.weight;
+    xf.iter()
+        .map(|row| {
+            (0..w.rows)
+                .map(|r| {
+                    let dot: f64 = (0..w.cols)
+                        .map(|j| f64::from(w.data[r * w.cols + j]) * row[j])
+                        .sum();
+                    (dot + f64::from(layer.bias[r])).max(0.0)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The layer's activations for every calibration row.
+fn apply(layer: &IntLayer, x: &[Vec<i64>]) -> Vec<Vec<i64>> {
+    let table = layer
+        .activation
+        .as_ref()
+        .expect("hidden layers have tables");
+    x.iter()
+        .map(|row| {
+            layer
+                .accumulate(row)
+                .into_iter()
+                .map(|a| table.apply(a))
+                .collect()
+        })
+        .collect()
+}
+
+/// The `q`-quantile of `values` (nearest rank).
+fn quantile(mut values: Vec<f64>, q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let rank = ((values.len() - 1) as f64 * q).round() as usize;
+    *values.select_nth_unstable_by(rank, f64::total_cmp).1
+}

@@ -1,0 +1,74 @@
+//! Acceptance on UCI Cleveland (the fixed stratified split of `dlrm-he prepare uci`): the `uci`
+//! preset reaches AUC >= 0.90 and accuracy >= 0.83 on the test split, and its integer model,
+//! exact and with simulated bootstrap noise, stays within 0.01 AUC.
+
+use datasets::PreparedDataset;
+use dlrm::{Dlrm, Execution, Metrics, ModelPreset, QuantizeConfig};
+
+#[test]
+fn uci_preset_meets_the_acceptance_thresholds() {
+    let Some(raw) = datasets::shared::shared_file("data/heart/processed.cleveland.data") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prepared = dir.path().join("uci");
+    datasets::uci::prepare(&raw, &prepared, &Default::default(), &datasets::NoProgress).unwrap();
+    let dataset = PreparedDataset::open(&prepared).unwrap();
+    let train = dataset.load_split("train").unwrap();
+    let test = dataset.load_split("test").unwrap();
+    let table_rows: Vec<usize> = dataset
+        .manifest()
+        .categorical
+        .iter()
+        .map(|c| c.table_size)
+        .collect();
+
+    let preset = ModelPreset::Uci;
+    let config = preset.config(train.dense_width(), &table_rows);
+    assert!(
+        config.activations() <= 48,
+        "{} activations",
+        config.activations()
+    );
+    let mut model = Dlrm::new(&config, preset.train_config().seed).unwrap();
+    dlrm::train(
+        &mut model,
+        &train,
+        None,
+        &preset.train_config(),
+        &mut dlrm::Silent,
+    )
+    .unwrap();
+    let float = dlrm::evaluate(&model, &test).unwrap();
+    eprintln!("float   {float}");
+    assert!(float.auc >= 0.90, "{float}");
+    assert!(float.accuracy >= 0.83, "{float}");
+
+    let weights = model.to_weights().unwrap();
+    // The plain-data copy of the weights computes the same logits as the trained model.
+    let batched = dlrm::predict_logits(&model, &test).unwrap();
+    for (r, logit) in batched.iter().enumerate() {
+        let plain = weights
+            .forward(test.dense_row(r), test.categorical_row(r))
+            .unwrap();
+        assert!(
+            (f64::from(plain) - logit).abs() < 1e-4,
+            "row {r}: {plain} vs {logit}"
+        );
+    }
+    let (quantized, choices) =
+        dlrm::quantize(&weights, &train, &QuantizeConfig::default()).unwrap();
+    eprintln!("{choices:#?}");
+    for (execution, name) in [
+        (Execution::Exact, "integer"),
+        (Execution::Simulate { seed: 1 }, "simulate"),
+    ] {
+        let logits = quantized.logits(&test, execution).unwrap();
+        let metrics = Metrics::from_logits(&logits, &test.labels);
+        eprintln!("{name:8}{metrics}");
+        assert!(
+            (metrics.auc - float.auc).abs() <= 0.01,
+            "{name}: {metrics} vs float {float}"
+        );
+    }
+}
