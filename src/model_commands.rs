@@ -211,12 +211,7 @@ fn open_splits(dir: &Path) -> anyhow::Result<Splits> {
 }
 
 fn table_rows(dataset: &PreparedDataset) -> Vec<usize> {
-    dataset
-        .manifest()
-        .categorical
-        .iter()
-        .map(|c| c.table_size)
-        .collect()
+    dataset.manifest().table_sizes()
 }
 
 /// Prints epochs as they finish, with a bar over each epoch's batches.

@@ -108,6 +108,11 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Embedding rows of every categorical column, in column order.
+    pub fn table_sizes(&self) -> Vec<usize> {
+        self.categorical.iter().map(|c| c.table_size).collect()
+    }
+
     pub fn split(&self, name: &str) -> Option<&SplitInfo> {
         self.splits.iter().find(|s| s.name == name)
     }

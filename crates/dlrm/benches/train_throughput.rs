@@ -21,12 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     datasets::criteo::prepare(&tsv, &prepared, &Default::default(), &datasets::NoProgress)?;
     let dataset = datasets::PreparedDataset::open(&prepared)?;
     let train = dataset.load_split("train")?;
-    let table_rows: Vec<usize> = dataset
-        .manifest()
-        .categorical
-        .iter()
-        .map(|c| c.table_size)
-        .collect();
+    let table_rows = dataset.manifest().table_sizes();
     println!(
         "{} training rows, {} threads",
         train.rows(),

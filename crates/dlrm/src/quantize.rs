@@ -123,13 +123,12 @@ pub fn quantize(
     let mut bottom = Vec::new();
     for (k, layer) in weights.bottom.iter().enumerate() {
         let noisy = if k == 0 { 0 } else { layer.weight.cols };
-        let name = format!("bottom.{k}");
-        let corrected = bias_corrected(layer, &scales, &x, &xf);
-        xf = float_layer(layer, &xf);
-        let (int_layer, out_scale, choice) =
-            quantize_hidden(&name, &corrected, &scales, noisy, &x, &xf, config);
-        x = apply(&int_layer, &x);
-        scales = vec![out_scale; int_layer.rows];
+        let step = HiddenStep {
+            name: format!("bottom.{k}"),
+            layer,
+            noisy,
+        };
+        let (int_layer, choice) = step.run(&mut x, &mut xf, &mut scales, config);
         bottom.push(int_layer);
         choices.push(choice);
     }
@@ -170,13 +169,12 @@ pub fn quantize(
         } else {
             layer.weight.cols
         };
-        let name = format!("top.{k}");
-        let corrected = bias_corrected(layer, &scales, &x, &xf);
-        xf = float_layer(layer, &xf);
-        let (int_layer, out_scale, choice) =
-            quantize_hidden(&name, &corrected, &scales, noisy, &x, &xf, config);
-        x = apply(&int_layer, &x);
-        scales = vec![out_scale; int_layer.rows];
+        let step = HiddenStep {
+            name: format!("top.{k}"),
+            layer,
+            noisy,
+        };
+        let (int_layer, choice) = step.run(&mut x, &mut xf, &mut scales, config);
         top.push(int_layer);
         choices.push(choice);
     }
@@ -332,6 +330,34 @@ fn max_row_norm(layer: &IntLayer, noisy_columns: usize) -> f64 {
 /// Quantizes one hidden layer. Every (weight bits, table bits) pair whose bootstraps stay clean
 /// is tried; the pair whose activations are closest (mean squared error, in real units) to the
 /// float layer's on the same integer inputs wins. Returns the layer and its output scale.
+/// One hidden layer of the calibration walk (bottom or top MLP): its bias is corrected towards
+/// the float activations, it is quantized, and the integer and float activations and the scales
+/// move on to its outputs.
+struct HiddenStep<'a> {
+    name: String,
+    layer: &'a DenseLayer,
+    /// Inputs that carry bootstrap noise (0 for a layer fed by the client's exact inputs).
+    noisy: usize,
+}
+
+impl HiddenStep<'_> {
+    fn run(
+        self,
+        x: &mut Vec<Vec<i64>>,
+        xf: &mut Vec<Vec<f64>>,
+        scales: &mut Vec<f64>,
+        config: &QuantizeConfig,
+    ) -> (IntLayer, LayerChoice) {
+        let corrected = bias_corrected(self.layer, scales, x, xf);
+        *xf = float_layer(self.layer, xf);
+        let (int_layer, out_scale, choice) =
+            quantize_hidden(&self.name, &corrected, scales, self.noisy, x, xf, config);
+        *x = apply(&int_layer, x);
+        *scales = vec![out_scale; int_layer.rows];
+        (int_layer, choice)
+    }
+}
+
 fn quantize_hidden(
     name: &str,
     layer: &DenseLayer,

@@ -16,12 +16,7 @@ fn uci_preset_meets_the_acceptance_thresholds() {
     let dataset = PreparedDataset::open(&prepared).unwrap();
     let train = dataset.load_split("train").unwrap();
     let test = dataset.load_split("test").unwrap();
-    let table_rows: Vec<usize> = dataset
-        .manifest()
-        .categorical
-        .iter()
-        .map(|c| c.table_size)
-        .collect();
+    let table_rows = dataset.manifest().table_sizes();
 
     let preset = ModelPreset::Uci;
     let config = preset.config(train.dense_width(), &table_rows);
