@@ -2,6 +2,7 @@
 
 mod demo;
 mod embed_command;
+mod infer_command;
 mod model_commands;
 mod prepare;
 mod progress;
@@ -38,6 +39,13 @@ enum Command {
     Compress(model_commands::CompressArgs),
     /// Quantize a model into the integer model the encrypted executor runs.
     Quantize(model_commands::QuantizeArgs),
+    /// Print the FHE plan of a quantized model: kernels, encodings, bootstraps, estimated cost.
+    Plan(infer_command::PlanArgs),
+    /// Generate a client key and its compressed server key into a new directory.
+    Keygen(infer_command::KeygenArgs),
+    /// Encrypt raw rows, run the model on ciphertexts, decrypt, and compare with the integer
+    /// reference and the float model (client and server in one process).
+    Infer(infer_command::InferArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,5 +58,8 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(args) => model_commands::eval(args),
         Command::Compress(args) => model_commands::compress(args),
         Command::Quantize(args) => model_commands::quantize(args),
+        Command::Plan(args) => infer_command::plan(args),
+        Command::Keygen(args) => infer_command::keygen(args),
+        Command::Infer(args) => infer_command::infer(args),
     }
 }

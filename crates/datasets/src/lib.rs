@@ -25,6 +25,7 @@ mod manifest;
 mod output;
 mod prepared;
 mod progress;
+mod rows;
 mod split;
 
 pub mod shared;
@@ -41,5 +42,6 @@ pub use manifest::{
 };
 pub use prepared::{PreparedDataset, SplitData};
 pub use progress::{NoProgress, Progress};
+pub use rows::{MappedRow, RowMapper};
 pub use split::SplitMethod;
 pub use vocab::{RESERVED_ID, Vocabulary};

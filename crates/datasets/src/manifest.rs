@@ -56,6 +56,17 @@ pub struct DenseColumn {
     pub missing_rows: u64,
 }
 
+impl DenseColumn {
+    /// The raw column the value is computed from: the flagged column for a
+    /// [`DenseTransform::MissingFlag`], else the column of the same name.
+    pub(crate) fn source(&self) -> &str {
+        match &self.transform {
+            DenseTransform::MissingFlag { of } => of,
+            _ => &self.name,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CategoricalColumn {
     pub name: String,

@@ -107,11 +107,13 @@ impl Default for UciOptions {
     }
 }
 
+/// The index in [`RawRow::values`] of a feature column, `None` for the label or an unknown name.
+pub(crate) fn feature_index(name: &str) -> Option<usize> {
+    COLUMNS[..COLUMNS.len() - 1].iter().position(|c| *c == name)
+}
+
 fn column_index(name: &str) -> usize {
-    COLUMNS
-        .iter()
-        .position(|c| *c == name)
-        .expect("a known column")
+    feature_index(name).expect("a known column")
 }
 
 /// Prepares a UCI heart-disease file into a dataset directory with `train` and `test` splits.
@@ -202,13 +204,7 @@ pub fn prepare(
             });
         }
     }
-    let dense_sources: Vec<usize> = dense
-        .iter()
-        .map(|d| match &d.transform {
-            DenseTransform::MissingFlag { of } => column_index(of),
-            _ => column_index(&d.name),
-        })
-        .collect();
+    let dense_sources: Vec<usize> = dense.iter().map(|d| column_index(d.source())).collect();
 
     // Categorical columns: vocabularies over all rows (values only, no labels).
     let vocab_dir = staging.path().join("vocab");

@@ -1,7 +1,8 @@
 //! Preparing real samples (from the shared folder) and generated data, read back value by value.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use datasets::criteo::{self, CriteoOptions};
 use datasets::shared::shared_file;
@@ -9,55 +10,7 @@ use datasets::synthetic::{self, SyntheticOptions};
 use datasets::uci::{self, UciOptions};
 use datasets::{DenseTransform, NoProgress, PreparedDataset, SplitData, SplitMethod};
 
-const KAGGLE_HEAD: &str = "data/criteo/kaggle_train_head8000";
-
-fn kaggle_file(name: &str) -> Option<PathBuf> {
-    shared_file(&format!("{KAGGLE_HEAD}/{name}"))
-}
-
-/// The three Kaggle head files in order: the first 8,000 lines of `train.txt`.
-fn kaggle_union(dir: &Path) -> Option<PathBuf> {
-    let mut text = Vec::new();
-    for name in ["train.tsv", "dev.tsv", "test.tsv"] {
-        text.extend(std::fs::read(kaggle_file(name)?).unwrap());
-    }
-    let path = dir.join("head8000.tsv");
-    std::fs::write(&path, text).unwrap();
-    Some(path)
-}
-
-/// Walks raw rows in file order and finds each, in order, in one of the splits.
-struct SplitCursor<'a> {
-    splits: Vec<(&'a SplitData, usize)>,
-}
-
-impl<'a> SplitCursor<'a> {
-    fn new(splits: &'a [SplitData]) -> Self {
-        Self {
-            splits: splits.iter().map(|s| (s, 0)).collect(),
-        }
-    }
-
-    fn expect_next(&mut self, label: u8, dense: &[f32], ids: &[u32]) {
-        for (split, next) in self.splits.iter_mut() {
-            if *next < split.rows()
-                && split.labels[*next] == label
-                && split.dense_row(*next) == dense
-                && split.categorical_row(*next) == ids
-            {
-                *next += 1;
-                return;
-            }
-        }
-        panic!("row (label {label}, dense {dense:?}, ids {ids:?}) is not next in any split");
-    }
-
-    fn assert_exhausted(&self) {
-        for (split, next) in &self.splits {
-            assert_eq!(*next, split.rows(), "rows left over in a split");
-        }
-    }
-}
+use common::{SplitCursor, kaggle_file, kaggle_union};
 
 #[test]
 fn uci_cleveland_matches_the_published_facts_and_round_trips() {

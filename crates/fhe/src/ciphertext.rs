@@ -389,6 +389,34 @@ impl LweBatch {
         Ok(())
     }
 
+    /// Adds the plaintext `values[i]` (encoded with `encoding`, reduced into its range) to
+    /// ciphertext `i`: a bias, for example, after a product that has none.
+    ///
+    /// ```
+    /// use fhe::{ClientKey, Encoding, KeySeed, ParameterSetId, ScaleLog};
+    /// let key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// let encoding = Encoding::new(ScaleLog(40)).unwrap();
+    /// let mut a = key.encrypt_lwe_batch(&[1, 2], encoding).unwrap();
+    /// a.add_plaintexts(&[10, -5], encoding).unwrap();
+    /// assert_eq!(key.decrypt_lwe_batch(&a, encoding).unwrap(), vec![11, -3]);
+    /// assert!(a.add_plaintexts(&[1], encoding).is_err());
+    /// ```
+    pub fn add_plaintexts(&mut self, values: &[i64], encoding: Encoding) -> Result<()> {
+        if values.len() != self.len() {
+            return Err(FheError::LengthMismatch {
+                what: "plaintexts added to an LWE batch",
+                expected: self.len(),
+                found: values.len(),
+            });
+        }
+        let lwe_words = self.list.lwe_size().0;
+        for (words, &value) in self.list.as_mut().chunks_exact_mut(lwe_words).zip(values) {
+            let body = &mut words[lwe_words - 1];
+            *body = body.wrapping_add(encoding.encode(encoding.reduce(value))?);
+        }
+        Ok(())
+    }
+
     /// Serialises the batch in the versioned wire format (16 KiB per ciphertext for 2_2).
     ///
     /// ```

@@ -89,6 +89,22 @@ impl Encoding {
         Ok((value as u64) << self.scale_log.0)
     }
 
+    /// The value in `[min_value, max_value]` with the same phase as `value`: sums of encoded
+    /// values wrap modulo `2^(64 - s)`, so a bias or table entry outside the range can be
+    /// replaced by its representative without changing any result that fits the encoding.
+    ///
+    /// ```
+    /// use fhe::{Encoding, ScaleLog};
+    /// let e = Encoding::new(ScaleLog(60)).unwrap(); // values -8..=7
+    /// assert_eq!(e.reduce(9), -7);
+    /// assert_eq!(e.reduce(-3), -3);
+    /// assert_eq!(e.encode(e.reduce(9)).unwrap(), 9u64 << 60);
+    /// ```
+    pub fn reduce(self, value: i64) -> i64 {
+        let s = self.scale_log.0;
+        (((value as u64) << s) as i64) >> s
+    }
+
     /// Rounds a phase to the nearest encoded value.
     ///
     /// ```

@@ -1,0 +1,48 @@
+//! The one error type of the crate.
+
+/// Everything that can go wrong compiling a plan or running a request. Bad requests (other
+/// model, other parameter set, malformed bytes, wrong counts) are reported here, never by a
+/// panic.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    /// From the FHE kernels (keys, ciphertexts, parameter sets, encodings).
+    #[error(transparent)]
+    Fhe(#[from] fhe::FheError),
+    /// From the embedding lookup (ids, table shapes, packing).
+    #[error(transparent)]
+    Embed(#[from] embed::EmbedError),
+    /// From the quantized model (validation, reference runs).
+    #[error(transparent)]
+    Model(#[from] dlrm::DlrmError),
+    /// The model has a feature the encrypted executor cannot run.
+    #[error("the model cannot run encrypted: {0}")]
+    Unsupported(String),
+    /// Bytes or a description that do not decode.
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// The kind of object.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An object made for another model.
+    #[error("{what} is for model {found}, expected model {expected}")]
+    ModelMismatch {
+        /// The kind of object.
+        what: &'static str,
+        /// The model it should be for.
+        expected: String,
+        /// The model it says it is for.
+        found: String,
+    },
+}
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, InferError>;
+
+pub(crate) fn malformed(what: &'static str, reason: impl Into<String>) -> InferError {
+    InferError::Malformed {
+        what,
+        reason: reason.into(),
+    }
+}

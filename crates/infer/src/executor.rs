@@ -1,0 +1,399 @@
+//! The server side: a quantized model prepared once for encrypted requests (packed first-layer
+//! matrix, packed embedding tables, dense layers, lookup tables), and its execution.
+
+use std::time::{Duration, Instant};
+
+use dlrm::{IntLayer, QuantizedModel};
+use embed::{EmbeddingTable, OutputOrder, PackedTables};
+use fhe::{
+    ClientKey, CoefficientSlot, Encoding, LookupTable, LutBits, LweBatch, LweDenseLayer,
+    PackedMatrix, ParameterSetId, ServerKey,
+};
+
+use crate::error::{InferError, Result, malformed};
+use crate::interface::{ModelInterface, encoding};
+use crate::plan::{FhePlan, Kernel, LayerPlan, compile};
+use crate::wire::{Request, Response};
+
+/// Wall time of each stage of one request.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StageTimings {
+    /// Parsing the request bytes and expanding the seeded ciphertexts.
+    pub decode: Duration,
+    pub bottom: Duration,
+    pub lookup: Duration,
+    pub top: Duration,
+    /// Serialising the response.
+    pub encode: Duration,
+}
+
+impl StageTimings {
+    /// Sum of the stages.
+    pub fn total(&self) -> Duration {
+        self.decode + self.bottom + self.lookup + self.top + self.encode
+    }
+}
+
+/// Every intermediate ciphertext of one request, for layer-by-layer checks against the
+/// integer reference (a debugging and testing aid: a server never decrypts these).
+pub struct ExecutionTrace {
+    /// Per layer: the accumulators (minus the table's `lo` for hidden layers) at the layer's
+    /// input scale, and the activations at the next layer's input scale.
+    pub layers: Vec<(LweBatch, Option<LweBatch>)>,
+    /// The first top layer's input: bottom output, then the embedding sums.
+    pub top_input: Option<LweBatch>,
+}
+
+/// One decrypted layer of an [`ExecutionTrace`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecryptedLayer {
+    /// Accumulators `W x + b` (with `lo` added back), rounded from their noisy phases.
+    pub accumulators: Vec<i64>,
+    pub activations: Vec<i64>,
+}
+
+impl ExecutionTrace {
+    /// Decrypts every recorded ciphertext with the client key: per layer, then the top input.
+    pub fn decrypt(
+        &self,
+        key: &ClientKey,
+        plan: &FhePlan,
+    ) -> Result<(Vec<DecryptedLayer>, Vec<i64>)> {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for ((accumulators, activations), layer) in self.layers.iter().zip(&plan.layers) {
+            let lo = layer.activation.map_or(0, |a| a.lo);
+            let accumulators = key
+                .decrypt_lwe_batch(accumulators, encoding(layer.input_scale_log))?
+                .into_iter()
+                .map(|a| a + lo)
+                .collect();
+            let activations = match (activations, layer.activation) {
+                (Some(batch), Some(a)) => {
+                    key.decrypt_lwe_batch(batch, encoding(a.output_scale_log))?
+                }
+                _ => Vec::new(),
+            };
+            layers.push(DecryptedLayer {
+                accumulators,
+                activations,
+            });
+        }
+        let top_input = match (&self.top_input, plan.layers.get(plan.bottom_layers)) {
+            (Some(batch), Some(top)) => {
+                key.decrypt_lwe_batch(batch, encoding(top.input_scale_log))?
+            }
+            _ => Vec::new(),
+        };
+        Ok((layers, top_input))
+    }
+}
+
+/// A dense layer on LWE ciphertexts and the bootstrap that follows it (none for the output).
+struct Stage {
+    dense: LweDenseLayer,
+    table: Option<LookupTable>,
+}
+
+/// A quantized model ready for encrypted requests. Build once (packs the tables and the first
+/// layer's matrix, builds every lookup table), then run any number of requests, each with the
+/// server key of the client that sent it.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use fhe::{ClientKey, KeySeed, ParameterSetId};
+/// let model = infer::testing::tiny_model();
+/// let server = infer::ServerModel::new(&model, ParameterSetId::default())?;
+/// let client_key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+/// let server_key = client_key.compressed_server_key(KeySeed(2)).decompress();
+/// let request = infer::encrypt_request(&client_key, server.interface(), &[0.5, -1.0], &[3, 7])?;
+/// let (response, timings) = server.infer(&server_key, &request)?;
+/// let numerator = infer::decrypt_response(&client_key, server.interface(), &response)?;
+/// let exact = model.forward(&model.quantize_input(&[0.5, -1.0]), &[3, 7])? as f64;
+/// assert!((numerator - exact).abs() < 1.0);
+/// println!("{:?}", timings.total());
+/// # Ok(()) }
+/// ```
+pub struct ServerModel {
+    plan: FhePlan,
+    first: PackedMatrix,
+    first_slots: Vec<CoefficientSlot>,
+    /// The first layer's bias (see [`shifted_bias`]), added after extraction.
+    first_bias: Vec<i64>,
+    first_bias_encoding: Encoding,
+    first_table: LookupTable,
+    /// Bottom layers after the first, then the top layers.
+    stages: Vec<Stage>,
+    tables: Option<PackedTables>,
+}
+
+impl ServerModel {
+    /// Compiles `model` for `parameter_set` and prepares its kernels.
+    ///
+    /// ```
+    /// let model = infer::testing::tiny_model();
+    /// let server = infer::ServerModel::new(&model, fhe::ParameterSetId::default()).unwrap();
+    /// assert_eq!(server.plan().bootstraps(), 3 + 2 + 3);
+    /// assert!(server.plan().lookup.products > 0);
+    /// ```
+    pub fn new(model: &QuantizedModel, parameter_set: ParameterSetId) -> Result<Self> {
+        let interface = ModelInterface::for_model(model, parameter_set)?;
+        let mut plan = compile(model, interface)?;
+        let params = parameter_set.parameters();
+        let layers: Vec<&IntLayer> = model.bottom.iter().chain(&model.top).collect();
+        let table_for = |index: usize| -> Result<Option<LookupTable>> {
+            let (layer, step) = (layers[index], &plan.layers[index]);
+            match (&layer.activation, step.activation) {
+                (Some(table), Some(a)) => {
+                    let output = encoding(a.output_scale_log);
+                    Ok(Some(LookupTable::new(
+                        &params,
+                        LutBits(table.lut_bits),
+                        output,
+                        |k| output.reduce(i64::from(table.entries[k as usize])),
+                    )?))
+                }
+                _ => Ok(None),
+            }
+        };
+        let mut tables_of_layers = (0..layers.len())
+            .map(table_for)
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+
+        let first_layer = layers[0];
+        let layout = plan.interface.dense_layout()?;
+        let first = PackedMatrix::from_fn(&params, layout, |r, c| {
+            i64::from(first_layer.weights[r * first_layer.cols + c])
+        })?;
+        plan.layers[0].operations = first.product_count();
+        let first_slots = (0..first_layer.rows)
+            .map(|r| layout.output_slot(r))
+            .collect();
+        let (first_bias, first_bias_encoding) = shifted_bias(first_layer, &plan.layers[0]);
+        let first_table = tables_of_layers.next().flatten().ok_or_else(|| {
+            InferError::Unsupported("the first bottom layer has no activation".into())
+        })?;
+
+        let mut stages = Vec::with_capacity(layers.len() - 1);
+        for (index, layer) in layers.iter().enumerate().skip(1) {
+            let (bias, bias_encoding) = shifted_bias(layer, &plan.layers[index]);
+            let dense = LweDenseLayer::new(
+                layer.rows,
+                layer.cols,
+                layer.weights.iter().map(|&w| i64::from(w)).collect(),
+                bias,
+                bias_encoding,
+            )?;
+            stages.push(Stage {
+                dense,
+                table: tables_of_layers.next().flatten(),
+            });
+        }
+
+        let tables = match plan.interface.lookup_plan()? {
+            None => None,
+            Some(lookup_plan) => {
+                let tables = plan
+                    .interface
+                    .tables
+                    .iter()
+                    .zip(&model.tables)
+                    .map(|(shape, table)| {
+                        EmbeddingTable::new(
+                            *shape,
+                            table.values.iter().map(|&v| i64::from(v)).collect(),
+                        )
+                    })
+                    .collect::<embed::Result<Vec<_>>>()?;
+                let packed = PackedTables::new(lookup_plan, tables)?;
+                plan.lookup.products = packed.product_count();
+                Some(packed)
+            }
+        };
+        debug_assert!(matches!(
+            plan.layers[0].kernel,
+            Kernel::PackedProduct { .. }
+        ));
+        Ok(ServerModel {
+            plan,
+            first,
+            first_slots,
+            first_bias,
+            first_bias_encoding,
+            first_table,
+            stages,
+            tables,
+        })
+    }
+
+    /// The compiled plan.
+    pub fn plan(&self) -> &FhePlan {
+        &self.plan
+    }
+
+    /// What clients need to build requests.
+    pub fn interface(&self) -> &ModelInterface {
+        &self.plan.interface
+    }
+
+    /// Runs one request with the client's server key.
+    pub fn infer(&self, key: &ServerKey, request: &Request) -> Result<(Response, StageTimings)> {
+        let mut timings = StageTimings::default();
+        let response = self.run(key, request, &mut timings, None)?;
+        Ok((response, timings))
+    }
+
+    /// Runs one request given as bytes and returns the response as bytes: what a service does.
+    /// The timings include decoding and encoding.
+    pub fn infer_bytes(&self, key: &ServerKey, bytes: &[u8]) -> Result<(Vec<u8>, StageTimings)> {
+        let started = Instant::now();
+        let request = Request::from_bytes(bytes, self.interface())?;
+        let decode = started.elapsed();
+        let (response, mut timings) = self.infer(key, &request)?;
+        timings.decode += decode;
+        let started = Instant::now();
+        let bytes = response.to_bytes()?;
+        timings.encode = started.elapsed();
+        Ok((bytes, timings))
+    }
+
+    /// Like [`ServerModel::infer`], keeping every intermediate ciphertext.
+    pub fn infer_traced(
+        &self,
+        key: &ServerKey,
+        request: &Request,
+    ) -> Result<(Response, ExecutionTrace)> {
+        let mut trace = ExecutionTrace {
+            layers: Vec::new(),
+            top_input: None,
+        };
+        let response = self.run(key, request, &mut StageTimings::default(), Some(&mut trace))?;
+        Ok((response, trace))
+    }
+
+    fn run(
+        &self,
+        key: &ServerKey,
+        request: &Request,
+        timings: &mut StageTimings,
+        mut trace: Option<&mut ExecutionTrace>,
+    ) -> Result<Response> {
+        let interface = self.interface();
+        if request.model_id != interface.model_id {
+            return Err(InferError::ModelMismatch {
+                what: "request",
+                expected: interface.model_id.clone(),
+                found: request.model_id.clone(),
+            });
+        }
+        for found in [request.parameter_set, key.parameters().id()] {
+            if found != interface.parameter_set {
+                return Err(fhe::FheError::ParameterSetMismatch {
+                    expected: interface.parameter_set,
+                    found,
+                }
+                .into());
+            }
+        }
+
+        let started = Instant::now();
+        let dense = request.dense.decompress().to_ntt()?;
+        timings.decode = started.elapsed();
+
+        let started = Instant::now();
+        let mut accumulators = self.first.apply(&dense)?.extract(&self.first_slots)?;
+        accumulators.add_plaintexts(&self.first_bias, self.first_bias_encoding)?;
+        let mut x = key.keyswitch_bootstrap(&accumulators, &self.first_table)?;
+        record(&mut trace, &accumulators, Some(&x));
+        let bottom_stages = self.plan.bottom_layers - 1;
+        for stage in &self.stages[..bottom_stages] {
+            let accumulators = stage.dense.apply(&x)?;
+            let table = stage.table.as_ref().expect("bottom layers have tables");
+            x = key.keyswitch_bootstrap(&accumulators, table)?;
+            record(&mut trace, &accumulators, Some(&x));
+        }
+        timings.bottom = started.elapsed();
+
+        let started = Instant::now();
+        match (&self.tables, &request.query) {
+            (Some(tables), Some(query)) => {
+                x.append(&tables.lookup(query, &OutputOrder::SlotMajor)?)?;
+            }
+            (None, None) => {}
+            _ => return Err(malformed("request", "query present or missing")),
+        }
+        timings.lookup = started.elapsed();
+        if let Some(trace) = trace.as_deref_mut() {
+            trace.top_input = Some(x.clone());
+        }
+
+        let started = Instant::now();
+        for stage in &self.stages[bottom_stages..] {
+            let accumulators = stage.dense.apply(&x)?;
+            match &stage.table {
+                Some(table) => {
+                    x = key.keyswitch_bootstrap(&accumulators, table)?;
+                    record(&mut trace, &accumulators, Some(&x));
+                }
+                None => {
+                    record(&mut trace, &accumulators, None);
+                    x = accumulators;
+                }
+            }
+        }
+        timings.top = started.elapsed();
+        Ok(Response {
+            model_id: interface.model_id.clone(),
+            parameter_set: interface.parameter_set,
+            logit: x,
+        })
+    }
+}
+
+fn record(
+    trace: &mut Option<&mut ExecutionTrace>,
+    accumulators: &LweBatch,
+    activations: Option<&LweBatch>,
+) {
+    if let Some(trace) = trace.as_deref_mut() {
+        trace
+            .layers
+            .push((accumulators.clone(), activations.cloned()));
+    }
+}
+
+/// A layer's bias as the executor adds it: `b - lo` for a hidden layer, so that the table's
+/// first box sits at phase 0, plus half an accumulator unit when boxes are wider than one unit.
+/// The reference breaks ties between two boxes upwards; an accumulator exactly between two box
+/// centres would otherwise sit on the bootstrap's box boundary, while every other accumulator
+/// is at least one unit from a boundary and keeps half a unit of margin. The half unit is
+/// encoded at half the input scale. The output layer's bias is added as is.
+fn shifted_bias(layer: &IntLayer, plan: &LayerPlan) -> (Vec<i64>, Encoding) {
+    let scale = plan.input_scale_log;
+    match &layer.activation {
+        Some(table) if table.box_shift > 0 => {
+            let half = encoding(scale - 1);
+            let bias = layer
+                .bias
+                .iter()
+                .map(|b| half.reduce((b - table.lo).wrapping_mul(2) + 1))
+                .collect();
+            (bias, half)
+        }
+        Some(table) => {
+            let unit = encoding(scale);
+            (
+                layer
+                    .bias
+                    .iter()
+                    .map(|b| unit.reduce(b - table.lo))
+                    .collect(),
+                unit,
+            )
+        }
+        None => {
+            let unit = encoding(scale);
+            (layer.bias.iter().map(|&b| unit.reduce(b)).collect(), unit)
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The public contract of a served model: everything a client needs to build requests and read
+//! responses (input quantizer, layouts, encodings, table shapes), and nothing it must not see
+//! (no weights, no table entries).
+
+use dlrm::{EmbeddingKind, InputQuantizer, QuantizedModel};
+use embed::{DigitScheme, LookupPlan, PackingOptions, TableShape};
+use fhe::{Encoding, PackedMatVecLayout, ParameterSetId, ScaleLog};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{InferError, Result, malformed};
+
+const INTERFACE_FORMAT: &str = "dlrm-he/model-interface";
+/// Version of the interface description this crate writes and reads.
+pub const INTERFACE_FORMAT_VERSION: u32 = 1;
+/// Bounds on an interface read from the network: they keep a hostile description from making
+/// a client allocate without limit.
+const MAX_FEATURES: usize = 1 << 12;
+const MAX_TABLES: usize = 1 << 10;
+const MAX_TABLE_ROWS: u64 = 1 << 32;
+const MAX_DIM: usize = 1 << 12;
+
+/// What a client needs to talk to one model under one parameter set.
+///
+/// ```
+/// # fn main() -> Result<(), infer::InferError> {
+/// let model = infer::testing::tiny_model();
+/// let interface = infer::ModelInterface::for_model(&model, fhe::ParameterSetId::default())?;
+/// assert_eq!(interface.dense_features, 2);
+/// assert_eq!(interface.tables.len(), 2);
+/// let json = serde_json::to_string(&interface).unwrap();
+/// assert_eq!(infer::ModelInterface::from_json(json.as_bytes())?, interface);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInterface {
+    pub format: String,
+    pub format_version: u32,
+    /// SHA-256 of the quantized model file's canonical JSON: requests carry it, so a request
+    /// for another model (or another version of this one) is refused.
+    pub model_id: String,
+    pub parameter_set: ParameterSetId,
+    /// How the client turns dense features into integers.
+    pub input: InputQuantizer,
+    pub dense_features: usize,
+    /// Rows of the first bottom layer (the coefficient-packed product the dense GLWEs feed).
+    pub first_layer_rows: usize,
+    /// Encoding scale (log2) of the dense inputs.
+    pub dense_scale_log: u32,
+    /// One per categorical feature: rows, dimension and how ids are sent (digits).
+    pub tables: Vec<TableShape>,
+    /// Encoding scale (log2) of the one-hot query and of the embedding outputs.
+    pub lookup_scale_log: u32,
+    /// Encoding scale (log2) of the returned logit numerator.
+    pub output_scale_log: u32,
+    /// `logit = numerator x logit_scale`.
+    pub logit_scale: f64,
+}
+
+impl ModelInterface {
+    /// The interface of `model` under `parameter_set`.
+    pub fn for_model(model: &QuantizedModel, parameter_set: ParameterSetId) -> Result<Self> {
+        model.validate()?;
+        let c = &model.config;
+        let first = model
+            .bottom
+            .first()
+            .ok_or_else(|| InferError::Unsupported("a model without a bottom MLP".into()))?;
+        let tables = c
+            .tables
+            .iter()
+            .zip(&model.tables)
+            .map(|(spec, table)| {
+                let digits = match spec.kind {
+                    EmbeddingKind::Full => DigitScheme::one_hot(spec.rows as u64),
+                    EmbeddingKind::Digits(code) => DigitScheme {
+                        base: u64::from(code.base),
+                        count: code.digits,
+                    },
+                };
+                TableShape {
+                    rows: spec.rows as u64,
+                    dim: c.embedding_dim,
+                    digits,
+                    max_abs_value: table
+                        .values
+                        .iter()
+                        .map(|v| i64::from(*v).abs())
+                        .max()
+                        .unwrap_or(0),
+                }
+            })
+            .collect();
+        let top_input_scale = crate::plan::input_scale_log(model, &model.top[0], true)?;
+        let interface = ModelInterface {
+            format: INTERFACE_FORMAT.into(),
+            format_version: INTERFACE_FORMAT_VERSION,
+            model_id: model_id(model),
+            parameter_set,
+            input: model.input.clone(),
+            dense_features: c.dense_features,
+            first_layer_rows: first.rows,
+            dense_scale_log: crate::plan::input_scale_log(model, first, false)?,
+            tables,
+            lookup_scale_log: top_input_scale,
+            output_scale_log: crate::plan::output_scale_log(model)?,
+            logit_scale: model.logit_scale,
+        };
+        interface.validate()?;
+        Ok(interface)
+    }
+
+    /// Reads and checks an interface description (JSON, for example from `GET /v1/models`).
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() > 1 << 20 {
+            return Err(malformed("model interface", "larger than 1 MiB"));
+        }
+        let interface: Self = serde_json::from_slice(bytes)
+            .map_err(|e| malformed("model interface", e.to_string()))?;
+        interface.validate()?;
+        Ok(interface)
+    }
+
+    /// Checks the description's consistency and bounds (it may come from the network).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(malformed("model interface", reason));
+        if self.format != INTERFACE_FORMAT || self.format_version != INTERFACE_FORMAT_VERSION {
+            return bad(format!(
+                "format {:?} version {}, this build reads {INTERFACE_FORMAT:?} version {INTERFACE_FORMAT_VERSION}",
+                self.format, self.format_version
+            ));
+        }
+        if self.model_id.len() != 64 || !self.model_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return bad("model id is not a SHA-256 hex digest".into());
+        }
+        if !(1..=MAX_FEATURES).contains(&self.dense_features)
+            || !(1..=MAX_FEATURES).contains(&self.first_layer_rows)
+            || self.input.scales.len() != self.dense_features
+            || !(1..=dlrm::MAX_VALUE_BITS).contains(&self.input.bits)
+            || self
+                .input
+                .scales
+                .iter()
+                .any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return bad("dense input description out of range".into());
+        }
+        if self.tables.len() > MAX_TABLES
+            || self.tables.iter().any(|t| {
+                t.rows == 0
+                    || t.rows > MAX_TABLE_ROWS
+                    || !(1..=MAX_DIM).contains(&t.dim)
+                    || t.digits.base == 0
+                    || t.digits.count == 0
+                    || t.digits.input_len() > 1 << 24
+                    || t.max_abs_value < 0
+            })
+        {
+            return bad("a table shape is out of range".into());
+        }
+        for scale in [
+            self.dense_scale_log,
+            self.lookup_scale_log,
+            self.output_scale_log,
+        ] {
+            if !(1..=63).contains(&scale) {
+                return bad(format!("scale 2^{scale} out of range"));
+            }
+        }
+        if !(self.logit_scale.is_finite() && self.logit_scale > 0.0) {
+            return bad("logit scale out of range".into());
+        }
+        Ok(())
+    }
+
+    /// Where the dense inputs go in the request's GLWE coefficients.
+    pub fn dense_layout(&self) -> Result<PackedMatVecLayout> {
+        let params = self.parameter_set.parameters();
+        Ok(PackedMatVecLayout::new(
+            self.first_layer_rows,
+            self.dense_features,
+            params.polynomial_size(),
+        )?)
+    }
+
+    /// The packing of the categorical ids (one lookup per table, table order).
+    pub fn lookup_plan(&self) -> Result<Option<LookupPlan>> {
+        if self.tables.is_empty() {
+            return Ok(None);
+        }
+        let options = PackingOptions {
+            max_inputs_per_group: None,
+            scale_log: Some(self.lookup_scale_log),
+        };
+        let params = self.parameter_set.parameters();
+        Ok(Some(LookupPlan::one_lookup_per_table(
+            &params,
+            self.tables.clone(),
+            options,
+        )?))
+    }
+
+    /// Encoding of the dense inputs.
+    pub fn dense_encoding(&self) -> Encoding {
+        encoding(self.dense_scale_log)
+    }
+
+    /// Encoding of the returned logit numerator.
+    pub fn output_encoding(&self) -> Encoding {
+        encoding(self.output_scale_log)
+    }
+
+    /// GLWE ciphertexts of a request: dense inputs, then the lookup query.
+    pub fn request_glwe_counts(&self) -> Result<(usize, usize)> {
+        let query = self.lookup_plan()?.map_or(0, |p| p.query_glwe_count());
+        Ok((self.dense_layout()?.input_glwe_count(), query))
+    }
+}
+
+/// An encoding for a scale the interface has validated.
+pub(crate) fn encoding(scale_log: u32) -> Encoding {
+    Encoding::new(ScaleLog(scale_log)).expect("scale validated to 1..=63")
+}
+
+/// SHA-256 (hex) of the model's canonical JSON.
+///
+/// ```
+/// let model = infer::testing::tiny_model();
+/// let id = infer::model_id(&model);
+/// assert_eq!(id.len(), 64);
+/// let mut other = model.clone();
+/// other.logit_scale *= 2.0;
+/// assert_ne!(infer::model_id(&other), id);
+/// ```
+pub fn model_id(model: &QuantizedModel) -> String {
+    let json = serde_json::to_vec(model).expect("a quantized model always serialises");
+    Sha256::digest(&json)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,26 @@
+//! The encrypted DLRM executor: compiles a quantized model (`dlrm`) into an FHE plan (which
+//! kernel runs each layer, the encodings between layers, every activation's lookup table),
+//! prepares its kernels once and runs encrypted requests with `fhe` and `embed`; defines the
+//! model interface clients build requests from and the request/response byte formats. It must
+//! not hold a client key (only tests and the trace decryption borrow one), read datasets or
+//! touch the network.
+//!
+//! - [`ModelInterface`]: the public contract of a model (no weights).
+//! - [`ServerModel`]: the prepared model; [`ServerModel::infer`] runs one [`Request`].
+//! - [`FhePlan`]: the compiled plan, with bootstrap counts and cost estimate.
+//! - [`encrypt_request`] / [`decrypt_response`]: the client's two steps.
+
+mod client_side;
+mod error;
+mod executor;
+mod interface;
+mod plan;
+pub mod testing;
+mod wire;
+
+pub use client_side::{decrypt_response, encrypt_request};
+pub use error::{InferError, Result};
+pub use executor::{DecryptedLayer, ExecutionTrace, ServerModel, StageTimings};
+pub use interface::{INTERFACE_FORMAT_VERSION, ModelInterface, model_id};
+pub use plan::{ActivationPlan, CostModel, FhePlan, Kernel, LayerPlan, LookupSummary};
+pub use wire::{Request, Response, WIRE_FORMAT_VERSION};

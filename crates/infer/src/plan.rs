@@ -1,0 +1,351 @@
+//! The FHE plan of a quantized model: per layer, the kernel that runs it, the encodings around
+//! it, its lookup table and its cost; printed by `dlrm-he plan` before anything is encrypted.
+
+use std::fmt;
+
+use dlrm::{IntLayer, QuantizedModel};
+use fhe::ParameterSetId;
+use serde::Serialize;
+
+use crate::error::{InferError, Result};
+use crate::interface::ModelInterface;
+
+/// How a layer is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Kernel {
+    /// Coefficient-packed GLWE x plaintext-polynomial products on the client's dense GLWEs,
+    /// then sample extraction of the outputs (the first bottom layer).
+    PackedProduct {
+        input_glwes: usize,
+        output_glwes: usize,
+    },
+    /// Integer weights x LWE ciphertexts (wrapping `u64` GEMM).
+    LweGemm,
+}
+
+/// The activation that follows a hidden layer: one keyswitch + programmable bootstrap per
+/// output, reading the accumulator in `2^lut_bits` boxes of `2^box_shift` from `lo`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ActivationPlan {
+    pub lut_bits: u32,
+    pub box_shift: u32,
+    pub lo: i64,
+    /// Scale (log2) of the table's outputs: the next layer's input scale.
+    pub output_scale_log: u32,
+}
+
+/// One dense layer of the plan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerPlan {
+    /// `bottom.K` or `top.K`.
+    pub name: String,
+    pub kernel: Kernel,
+    pub rows: usize,
+    pub cols: usize,
+    /// Scale (log2) of the layer's inputs and accumulators.
+    pub input_scale_log: u32,
+    /// `None` for the output layer.
+    pub activation: Option<ActivationPlan>,
+    /// Plaintext-polynomial products (packed kernel) or weight x ciphertext multiply-adds
+    /// (GEMM, non-zero weights only).
+    pub operations: usize,
+    /// Probability that the noisiest row's bootstrap reads a neighbouring box (noise model).
+    pub wrong_box_rate: f64,
+}
+
+impl LayerPlan {
+    /// Bootstraps the layer's activation costs (one per output).
+    pub fn bootstraps(&self) -> usize {
+        if self.activation.is_some() {
+            self.rows
+        } else {
+            0
+        }
+    }
+}
+
+/// The embedding lookups of the plan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LookupSummary {
+    pub tables: usize,
+    pub query_glwes: usize,
+    /// Plaintext-polynomial products (all-zero tiles skipped).
+    pub products: usize,
+    /// LWE outputs, in the top MLP's input order.
+    pub outputs: usize,
+}
+
+/// Costs in core-milliseconds of the kernels, for the plan's estimate. The default figures were
+/// measured on this project's 2-core development machine with the 2_2 set (`docs/fhe.md`):
+/// keyswitch + bootstrap 19.4 ms per ciphertext on 2 threads, a packed product 0.04 ms, a
+/// 512 x 512 dense layer 95.7 ms on 2 threads.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct CostModel {
+    pub bootstrap_ms: f64,
+    pub product_ms: f64,
+    pub multiply_add_ms: f64,
+}
+
+impl CostModel {
+    /// The measured figures for `parameter_set` (the 3_3 set's polynomials are four times
+    /// longer; its bootstraps cost about ten times as much).
+    pub fn for_parameter_set(parameter_set: ParameterSetId) -> Self {
+        let base = CostModel {
+            bootstrap_ms: 2.0 * 19.4,
+            product_ms: 0.04,
+            multiply_add_ms: 2.0 * 95.7 / (512.0 * 512.0),
+        };
+        match parameter_set {
+            ParameterSetId::Tfhe1_8Message2Carry2KsPbsTUniform2M128 => base,
+            ParameterSetId::Tfhe1_8Message3Carry3KsPbsTUniform2M128 => CostModel {
+                bootstrap_ms: base.bootstrap_ms * 10.0,
+                product_ms: base.product_ms * 4.0,
+                multiply_add_ms: base.multiply_add_ms * 4.0,
+            },
+        }
+    }
+}
+
+/// A compiled model: its interface, the layers in execution order (bottom, then top) and the
+/// lookup between them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FhePlan {
+    pub interface: ModelInterface,
+    /// Bottom layers, then top layers; the lookup runs after the bottom MLP and its outputs
+    /// follow the bottom output in the first top layer's input.
+    pub layers: Vec<LayerPlan>,
+    pub bottom_layers: usize,
+    pub lookup: LookupSummary,
+    pub cost: CostModel,
+}
+
+impl FhePlan {
+    /// Total bootstraps of one request.
+    pub fn bootstraps(&self) -> usize {
+        self.layers.iter().map(LayerPlan::bootstraps).sum()
+    }
+
+    /// Estimated server time of one request with `threads` threads, in milliseconds.
+    pub fn estimated_ms(&self, threads: usize) -> f64 {
+        let products = self.lookup.products
+            + self
+                .layers
+                .iter()
+                .filter(|l| matches!(l.kernel, Kernel::PackedProduct { .. }))
+                .map(|l| l.operations)
+                .sum::<usize>();
+        let multiply_adds: usize = self
+            .layers
+            .iter()
+            .filter(|l| l.kernel == Kernel::LweGemm)
+            .map(|l| l.operations)
+            .sum();
+        let core_ms = self.bootstraps() as f64 * self.cost.bootstrap_ms
+            + products as f64 * self.cost.product_ms
+            + multiply_adds as f64 * self.cost.multiply_add_ms;
+        core_ms / threads.max(1) as f64
+    }
+}
+
+impl fmt::Display for FhePlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.interface;
+        writeln!(f, "model {}", i.model_id)?;
+        writeln!(f, "parameter set {}", i.parameter_set)?;
+        let (dense_glwes, query_glwes) = (
+            self.layers.first().map_or(0, |l| match l.kernel {
+                Kernel::PackedProduct { input_glwes, .. } => input_glwes,
+                Kernel::LweGemm => 0,
+            }),
+            self.lookup.query_glwes,
+        );
+        let n = i.parameter_set.parameters().polynomial_size().0;
+        writeln!(
+            f,
+            "request: {dense_glwes} dense + {query_glwes} query GLWE ciphertexts (seeded, about {} KiB); response: 1 LWE ciphertext ({} KiB)",
+            (dense_glwes + query_glwes) * (n * 8) / 1024,
+            (n + 1) * 8 / 1024
+        )?;
+        writeln!(
+            f,
+            "{:<10} {:<16} {:>10} {:>7} {:>9} {:>10} {:>10} {:>9}",
+            "stage", "kernel", "shape", "scale", "lut bits", "bootstraps", "operations", "p(wrong)"
+        )?;
+        let row = |f: &mut fmt::Formatter<'_>, layer: &LayerPlan| {
+            let kernel = match layer.kernel {
+                Kernel::PackedProduct { .. } => "packed product",
+                Kernel::LweGemm => "LWE GEMM",
+            };
+            writeln!(
+                f,
+                "{:<10} {:<16} {:>10} {:>7} {:>9} {:>10} {:>10} {:>9.1e}",
+                layer.name,
+                kernel,
+                format!("{}x{}", layer.rows, layer.cols),
+                format!("2^{}", layer.input_scale_log),
+                layer
+                    .activation
+                    .map_or("-".to_string(), |a| a.lut_bits.to_string()),
+                layer.bootstraps(),
+                layer.operations,
+                layer.wrong_box_rate,
+            )
+        };
+        for layer in &self.layers[..self.bottom_layers] {
+            row(f, layer)?;
+        }
+        writeln!(
+            f,
+            "{:<10} {:<16} {:>10} {:>7} {:>9} {:>10} {:>10} {:>9}",
+            "lookup",
+            "packed tables",
+            format!("{} tables", self.lookup.tables),
+            format!("2^{}", i.lookup_scale_log),
+            "-",
+            0,
+            self.lookup.products,
+            "exact"
+        )?;
+        for layer in &self.layers[self.bottom_layers..] {
+            row(f, layer)?;
+        }
+        write!(
+            f,
+            "total: {} bootstraps; estimated {:.0} ms on 1 thread, {:.0} ms on {} threads",
+            self.bootstraps(),
+            self.estimated_ms(1),
+            self.estimated_ms(rayon::current_num_threads()),
+            rayon::current_num_threads()
+        )
+    }
+}
+
+/// Scale (log2) of a layer's inputs: a hidden layer's accumulator minus `lo` must land in the
+/// positive half torus with box `k` at `k 2^(63 - lut_bits)`, so an accumulator unit is
+/// `2^(63 - lut_bits - box_shift)`; the output layer's numerator gets `output_acc_bits` signed
+/// bits under one padding bit.
+pub(crate) fn input_scale_log(
+    model: &QuantizedModel,
+    layer: &IntLayer,
+    may_be_output: bool,
+) -> Result<u32> {
+    match &layer.activation {
+        Some(table) => {
+            let used = table.lut_bits + table.box_shift;
+            if used >= 63 {
+                return Err(InferError::Unsupported(format!(
+                    "an activation reads {used} accumulator bits; at most 62 fit a ciphertext"
+                )));
+            }
+            Ok(63 - used)
+        }
+        None if may_be_output => output_scale_log(model),
+        None => Err(InferError::Unsupported(
+            "a hidden layer without an activation table".into(),
+        )),
+    }
+}
+
+pub(crate) fn output_scale_log(model: &QuantizedModel) -> Result<u32> {
+    let bits = model.output_acc_bits;
+    if !(1..=62).contains(&bits) {
+        return Err(InferError::Unsupported(format!(
+            "an output of {bits} bits does not fit a ciphertext"
+        )));
+    }
+    Ok(63 - bits)
+}
+
+/// The layers of `model` as the executor runs them (without the lookup's exact product count,
+/// which the server fills in once its tables are packed).
+pub(crate) fn compile(model: &QuantizedModel, interface: ModelInterface) -> Result<FhePlan> {
+    let layout = interface.dense_layout()?;
+    let all: Vec<(String, &IntLayer)> = model
+        .bottom
+        .iter()
+        .enumerate()
+        .map(|(k, l)| (format!("bottom.{k}"), l))
+        .chain(
+            model
+                .top
+                .iter()
+                .enumerate()
+                .map(|(k, l)| (format!("top.{k}"), l)),
+        )
+        .collect();
+    let bottom_width = model.bottom.last().map_or(0, |l| l.rows);
+    let mut layers = Vec::with_capacity(all.len());
+    for (index, (name, layer)) in all.iter().enumerate() {
+        let scale = input_scale_log(model, layer, index + 1 == all.len())?;
+        let activation = match (&layer.activation, all.get(index + 1)) {
+            (Some(table), Some((_, next))) => Some(ActivationPlan {
+                lut_bits: table.lut_bits,
+                box_shift: table.box_shift,
+                lo: table.lo,
+                output_scale_log: input_scale_log(model, next, index + 2 == all.len())?,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(InferError::Unsupported(format!(
+                    "{name}: activation tables must follow every layer but the output layer"
+                )));
+            }
+        };
+        let kernel = if index == 0 {
+            Kernel::PackedProduct {
+                input_glwes: layout.input_glwe_count(),
+                output_glwes: layout.output_glwe_count(),
+            }
+        } else {
+            Kernel::LweGemm
+        };
+        let operations = match kernel {
+            Kernel::PackedProduct {
+                input_glwes,
+                output_glwes,
+            } => input_glwes * output_glwes,
+            Kernel::LweGemm => layer.weights.iter().filter(|&&w| w != 0).count(),
+        };
+        // Columns fed by bootstraps: all but the first layer's fresh inputs and the first top
+        // layer's exact embedding sums.
+        let noisy = if index == 0 {
+            0..0
+        } else if index == model.bottom.len() {
+            0..bottom_width
+        } else {
+            0..layer.cols
+        };
+        let wrong_box_rate = layer.activation.as_ref().map_or(0.0, |table| {
+            let norm = (0..layer.rows)
+                .map(|r| layer.row_norm(r, noisy.clone()))
+                .fold(0.0, f64::max);
+            model
+                .noise
+                .wrong_box_rate(model.noise.bootstrap_input_sd(norm), table.lut_bits)
+        });
+        layers.push(LayerPlan {
+            name: name.clone(),
+            kernel,
+            rows: layer.rows,
+            cols: layer.cols,
+            input_scale_log: scale,
+            activation,
+            operations,
+            wrong_box_rate,
+        });
+    }
+    let lookup = LookupSummary {
+        tables: interface.tables.len(),
+        query_glwes: interface.request_glwe_counts()?.1,
+        products: 0,
+        outputs: interface.tables.iter().map(|t| t.dim).sum(),
+    };
+    let cost = CostModel::for_parameter_set(interface.parameter_set);
+    Ok(FhePlan {
+        interface,
+        layers,
+        bottom_layers: model.bottom.len(),
+        lookup,
+        cost,
+    })
+}

@@ -1,0 +1,100 @@
+//! A tiny hand-made quantized model for examples and tests: two dense features, a bottom MLP
+//! 2-3-2, a full table and a digit table of dimension 2, a top MLP 6-3-1. Its ranges cover
+//! every accumulator its inputs can produce, so an encrypted run matches the reference exactly.
+
+use dlrm::{
+    ActivationTable, DigitCode, EmbeddingKind, InputQuantizer, IntLayer, IntTable, Interaction,
+    ModelConfig, NoiseModel, QuantizedModel, TableConfig,
+};
+
+/// ReLU, then `>> shift`, clamped to `[0, 2^output_bits)`, on the centres of `2^lut_bits` boxes
+/// of width `2^box_shift` starting at `lo`.
+fn relu_table(lo: i64, box_shift: u32, lut_bits: u32, shift: u32) -> ActivationTable {
+    let output_bits = 3;
+    let entries = (0..1i64 << lut_bits)
+        .map(|k| {
+            let centre = lo + (k << box_shift);
+            (centre.max(0) >> shift).min((1 << output_bits) - 1) as u32
+        })
+        .collect();
+    ActivationTable {
+        lo,
+        box_shift,
+        lut_bits,
+        output_bits,
+        entries,
+    }
+}
+
+/// Weights `((r * 7 + c * 3 + salt) % 7) - 3`, in `[-3, 3]`.
+fn layer(rows: usize, cols: usize, salt: i32, activation: Option<ActivationTable>) -> IntLayer {
+    let weights = (0..rows * cols)
+        .map(|i| {
+            let (r, c) = ((i / cols) as i32, (i % cols) as i32);
+            (r * 7 + c * 3 + salt).rem_euclid(7) - 3
+        })
+        .collect();
+    let bias = (0..rows as i64).map(|r| r * 3 - 2).collect();
+    IntLayer {
+        rows,
+        cols,
+        weight_bits: 3,
+        weights,
+        bias,
+        activation,
+    }
+}
+
+/// The tiny model (see the module documentation).
+///
+/// ```
+/// let model = infer::testing::tiny_model();
+/// assert!(model.validate().is_ok());
+/// assert_eq!(model.bottom.len() + model.top.len(), 4);
+/// ```
+pub fn tiny_model() -> QuantizedModel {
+    let config = ModelConfig {
+        dense_features: 2,
+        bottom: vec![3, 2],
+        embedding_dim: 2,
+        tables: vec![
+            TableConfig {
+                rows: 5,
+                kind: EmbeddingKind::Full,
+            },
+            TableConfig {
+                rows: 10,
+                kind: EmbeddingKind::Digits(DigitCode { base: 4, digits: 2 }),
+            },
+        ],
+        interaction: Interaction::Concat,
+        top: vec![3, 1],
+    };
+    let table = |stored_rows: usize, salt: i32| IntTable {
+        value_bits: 5,
+        values: (0..stored_rows as i32 * 2)
+            .map(|i| (i * 5 + salt).rem_euclid(21) - 10)
+            .collect(),
+    };
+    QuantizedModel {
+        format: "dlrm-he/quantized-model".into(),
+        format_version: dlrm::QUANTIZED_FORMAT_VERSION,
+        config,
+        input: InputQuantizer {
+            bits: 4,
+            scales: vec![0.25, 0.5],
+        },
+        bottom: vec![
+            layer(3, 2, 1, Some(relu_table(-64, 3, 4, 2))),
+            layer(2, 3, 2, Some(relu_table(-80, 4, 4, 3))),
+        ],
+        tables: vec![table(5, 3), table(8, 4)],
+        top: vec![
+            layer(3, 6, 5, Some(relu_table(-256, 5, 4, 4))),
+            layer(1, 3, 6, None),
+        ],
+        logit_scale: 0.05,
+        output_acc_bits: 8,
+        noise: NoiseModel::TFHE_2_2,
+    }
+}

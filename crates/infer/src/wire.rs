@@ -1,0 +1,222 @@
+//! Request and response byte formats: a magic, a small JSON header (kind, format version,
+//! parameter set, model id, section lengths) and the ciphertext sections in TFHE-rs's versioned
+//! safe serialization. Readers check the header against the model's interface before decoding
+//! any ciphertext, and every section under a size limit derived from the interface.
+
+use fhe::{LweBatch, ParameterSetId, SeededGlweBatch};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{InferError, Result, malformed};
+use crate::interface::ModelInterface;
+
+const MAGIC: &[u8; 8] = b"DLRMHE\x00\x01";
+const MAX_HEADER_BYTES: usize = 4096;
+/// Version of the request and response formats.
+pub const WIRE_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    kind: String,
+    version: u32,
+    parameter_set: ParameterSetId,
+    model_id: String,
+    sections: Vec<u64>,
+}
+
+/// An encrypted inference request: the dense features in GLWE coefficients and the one-hot
+/// (digit) query of the categorical ids.
+pub struct Request {
+    pub model_id: String,
+    pub parameter_set: ParameterSetId,
+    pub dense: SeededGlweBatch,
+    /// Empty when the model has no tables.
+    pub query: Option<SeededGlweBatch>,
+}
+
+/// The encrypted answer: the logit numerator as one LWE ciphertext.
+pub struct Response {
+    pub model_id: String,
+    pub parameter_set: ParameterSetId,
+    pub logit: LweBatch,
+}
+
+fn encode(
+    kind: &str,
+    parameter_set: ParameterSetId,
+    model_id: &str,
+    sections: &[Vec<u8>],
+) -> Vec<u8> {
+    let header = Header {
+        kind: kind.into(),
+        version: WIRE_FORMAT_VERSION,
+        parameter_set,
+        model_id: model_id.into(),
+        sections: sections.iter().map(|s| s.len() as u64).collect(),
+    };
+    let header = serde_json::to_vec(&header).expect("a header always serialises");
+    let mut bytes = Vec::with_capacity(
+        MAGIC.len() + 4 + header.len() + sections.iter().map(Vec::len).sum::<usize>(),
+    );
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    for section in sections {
+        bytes.extend_from_slice(section);
+    }
+    bytes
+}
+
+/// Splits `bytes` into its sections after checking magic, header, kind, version, parameter set
+/// and model against `interface`.
+fn decode<'a>(
+    bytes: &'a [u8],
+    what: &'static str,
+    kind: &str,
+    interface: &ModelInterface,
+    max_sections: usize,
+) -> Result<Vec<&'a [u8]>> {
+    let rest = bytes
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| malformed(what, "does not start with the dlrm-he magic"))?;
+    if rest.len() < 4 {
+        return Err(malformed(what, "truncated header length"));
+    }
+    let (length, rest) = rest.split_at(4);
+    let length = u32::from_le_bytes(length.try_into().expect("four bytes")) as usize;
+    if length > MAX_HEADER_BYTES || length > rest.len() {
+        return Err(malformed(what, format!("header of {length} bytes")));
+    }
+    let (header, mut rest) = rest.split_at(length);
+    let header: Header =
+        serde_json::from_slice(header).map_err(|e| malformed(what, format!("header: {e}")))?;
+    if header.kind != kind || header.version != WIRE_FORMAT_VERSION {
+        return Err(malformed(
+            what,
+            format!(
+                "a {:?} of format version {}, expected a {kind:?} of version {WIRE_FORMAT_VERSION}",
+                header.kind, header.version
+            ),
+        ));
+    }
+    if header.parameter_set != interface.parameter_set {
+        return Err(fhe::FheError::ParameterSetMismatch {
+            expected: interface.parameter_set,
+            found: header.parameter_set,
+        }
+        .into());
+    }
+    if header.model_id != interface.model_id {
+        return Err(InferError::ModelMismatch {
+            what,
+            expected: interface.model_id.clone(),
+            found: header.model_id.chars().take(64).collect(),
+        });
+    }
+    if header.sections.len() > max_sections {
+        return Err(malformed(
+            what,
+            format!("{} sections", header.sections.len()),
+        ));
+    }
+    let mut sections = Vec::with_capacity(header.sections.len());
+    for &len in &header.sections {
+        if len > rest.len() as u64 {
+            return Err(malformed(what, "truncated section"));
+        }
+        let (section, tail) = rest.split_at(len as usize);
+        sections.push(section);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(malformed(what, format!("{} trailing bytes", rest.len())));
+    }
+    Ok(sections)
+}
+
+impl Request {
+    /// The request as bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut sections = vec![self.dense.to_bytes()?];
+        if let Some(query) = &self.query {
+            sections.push(query.to_bytes()?);
+        }
+        Ok(encode(
+            "request",
+            self.parameter_set,
+            &self.model_id,
+            &sections,
+        ))
+    }
+
+    /// Reads a request for the model of `interface`, refusing other models, other parameter
+    /// sets, wrong ciphertext counts and malformed bytes.
+    pub fn from_bytes(bytes: &[u8], interface: &ModelInterface) -> Result<Self> {
+        let what = "request";
+        let sections = decode(bytes, what, "request", interface, 2)?;
+        let (dense_count, query_count) = interface.request_glwe_counts()?;
+        let expected_sections = if query_count == 0 { 1 } else { 2 };
+        if sections.len() != expected_sections {
+            return Err(malformed(
+                what,
+                format!("{} sections, expected {expected_sections}", sections.len()),
+            ));
+        }
+        let set = interface.parameter_set;
+        let dense = SeededGlweBatch::from_bytes(sections[0], set, dense_count)?;
+        if dense.len() != dense_count {
+            return Err(malformed(
+                what,
+                format!("{} dense ciphertexts, expected {dense_count}", dense.len()),
+            ));
+        }
+        let query = match sections.get(1) {
+            Some(bytes) => {
+                let query = SeededGlweBatch::from_bytes(bytes, set, query_count)?;
+                if query.len() != query_count {
+                    return Err(malformed(
+                        what,
+                        format!("{} query ciphertexts, expected {query_count}", query.len()),
+                    ));
+                }
+                Some(query)
+            }
+            None => None,
+        };
+        Ok(Request {
+            model_id: interface.model_id.clone(),
+            parameter_set: set,
+            dense,
+            query,
+        })
+    }
+}
+
+impl Response {
+    /// The response as bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        Ok(encode(
+            "response",
+            self.parameter_set,
+            &self.model_id,
+            &[self.logit.to_bytes()?],
+        ))
+    }
+
+    /// Reads a response of the model of `interface`.
+    pub fn from_bytes(bytes: &[u8], interface: &ModelInterface) -> Result<Self> {
+        let sections = decode(bytes, "response", "response", interface, 1)?;
+        let section = sections
+            .first()
+            .ok_or_else(|| malformed("response", "no ciphertext"))?;
+        let logit = LweBatch::from_bytes(section, interface.parameter_set, 1)?;
+        if logit.len() != 1 {
+            return Err(malformed("response", "expected one ciphertext"));
+        }
+        Ok(Response {
+            model_id: interface.model_id.clone(),
+            parameter_set: interface.parameter_set,
+            logit,
+        })
+    }
+}

@@ -1,0 +1,385 @@
+//! `dlrm-he keygen|plan|infer`: keys, the FHE plan of a quantized model, and encrypted inference
+//! of raw rows with client and server in one process, compared with the integer reference and
+//! the float model.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use client::{Client, KeyDirectory};
+use datasets::{MappedRow, RowMapper};
+use dlrm::{DlrmWeights, Execution, QuantizedModel};
+use fhe::{ClientKey, Encoding, LookupTable, LutBits, ParameterSetId, ScaleLog, ServerKey};
+use infer::{ServerModel, StageTimings};
+
+fn parameter_set(name: &str) -> Result<ParameterSetId, String> {
+    name.parse().map_err(|_| {
+        let known: Vec<&str> = ParameterSetId::ALL.iter().map(|p| p.name()).collect();
+        format!("unknown parameter set; known: {}", known.join(", "))
+    })
+}
+
+#[derive(Args)]
+pub struct KeygenArgs {
+    /// Directory to create: client.key (secret), server.key (compressed, for the server), keys.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, value_parser = parameter_set, default_value_t = ParameterSetId::default())]
+    pub parameter_set: ParameterSetId,
+}
+
+#[derive(Args)]
+pub struct PlanArgs {
+    /// Quantized model file (from `dlrm-he quantize`).
+    pub model: PathBuf,
+    #[arg(long, value_parser = parameter_set, default_value_t = ParameterSetId::default())]
+    pub parameter_set: ParameterSetId,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct InferArgs {
+    /// Quantized model file (from `dlrm-he quantize`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Key directory (from `dlrm-he keygen`).
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// The prepared dataset the model was trained on: its vocabularies and transforms map raw
+    /// rows on the client.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Raw rows in the dataset's own format (Criteo TSV, UCI heart CSV lines).
+    #[arg(long, required_unless_present = "split", conflicts_with = "split")]
+    pub input: Option<PathBuf>,
+    /// Rows of a split of the prepared dataset instead (for example `test`: held-out rows).
+    #[arg(long)]
+    pub split: Option<String>,
+    /// The float model directory, to print its probabilities alongside.
+    #[arg(long)]
+    pub float_model: Option<PathBuf>,
+    /// Rows to run (from the start of the input).
+    #[arg(long, default_value_t = 20)]
+    pub rows: usize,
+    /// Seed of the integer reference's simulated noise.
+    #[arg(long, default_value_t = 1)]
+    pub simulate_seed: u64,
+}
+
+pub fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let keys = KeyDirectory::generate(&args.out, args.parameter_set)?;
+    println!(
+        "wrote {}: client key {:.1} KiB (secret), server key {:.1} MiB (compressed), parameter set {} ({:.2} s)",
+        args.out.display(),
+        keys.client_key_bytes as f64 / 1024.0,
+        keys.server_key_bytes as f64 / (1 << 20) as f64,
+        keys.parameter_set,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
+    let model = QuantizedModel::load(&args.model)?;
+    let server = ServerModel::new(&model, args.parameter_set)
+        .with_context(|| format!("compiling {}", args.model.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(server.plan())?);
+    } else {
+        println!("{}", server.plan());
+    }
+    Ok(())
+}
+
+/// Everything measured for one row.
+pub struct RowOutcome {
+    pub label: Option<u8>,
+    pub float_logit: Option<f64>,
+    pub reference_numerator: i64,
+    pub simulated_numerator: f64,
+    pub encrypted_numerator: f64,
+    pub encrypt: Duration,
+    pub decrypt: Duration,
+    pub upload_bytes: usize,
+    pub download_bytes: usize,
+    pub server: StageTimings,
+}
+
+/// A model, its keys and its client, ready to run rows.
+pub struct Session {
+    pub model: QuantizedModel,
+    pub server: ServerModel,
+    pub client: Client,
+    pub client_key: ClientKey,
+    pub server_key: ServerKey,
+}
+
+impl Session {
+    pub fn open(model: &Path, keys: &Path) -> anyhow::Result<Self> {
+        let quantized = QuantizedModel::load(model)?;
+        let keys = KeyDirectory::open(keys)?;
+        let server = ServerModel::new(&quantized, keys.parameter_set)
+            .with_context(|| format!("compiling {}", model.display()))?;
+        let client_key = keys.load_client_key()?;
+        let server_key = keys.load_server_key()?.decompress();
+        let client = Client::new(client_key.clone(), server.interface().clone())?;
+        Ok(Session {
+            model: quantized,
+            server,
+            client,
+            client_key,
+            server_key,
+        })
+    }
+
+    /// Encrypts, runs and decrypts one mapped row, with the references beside it.
+    pub fn run_row(
+        &self,
+        row: &MappedRow,
+        index: u64,
+        float: Option<&DlrmWeights>,
+        simulate_seed: u64,
+    ) -> anyhow::Result<RowOutcome> {
+        let started = Instant::now();
+        let request = self.client.encrypt(&row.dense, &row.ids)?.to_bytes()?;
+        let encrypt = started.elapsed();
+        let (response, server) = self.server.infer_bytes(&self.server_key, &request)?;
+        let started = Instant::now();
+        let prediction = self.client.decrypt_bytes(&response)?;
+        let decrypt = started.elapsed();
+        let inputs = self.model.quantize_input(&row.dense);
+        let reference_numerator = self.model.forward(&inputs, &row.ids)?;
+        let simulated_numerator = self
+            .model
+            .trace(
+                &inputs,
+                &row.ids,
+                Execution::Simulate {
+                    seed: simulate_seed,
+                },
+                index,
+            )?
+            .logit_numerator;
+        let float_logit = float
+            .map(|w| w.forward(&row.dense, &row.ids).map(f64::from))
+            .transpose()?;
+        Ok(RowOutcome {
+            label: row.label,
+            float_logit,
+            reference_numerator,
+            simulated_numerator,
+            encrypted_numerator: prediction.logit_numerator,
+            encrypt,
+            decrypt,
+            upload_bytes: request.len(),
+            download_bytes: response.len(),
+            server,
+        })
+    }
+
+    /// Measures one keyswitch + bootstrap alone (one thread) and in a batch on every thread,
+    /// in this process: the floor a request's latency is compared with.
+    pub fn bootstrap_cost(&self) -> anyhow::Result<(Duration, Duration)> {
+        let params = self.client_key.parameters();
+        let output = Encoding::new(ScaleLog(58))?;
+        let lut = LookupTable::new(&params, LutBits(5), output, |i| i as i64)?;
+        let one = self
+            .client_key
+            .encrypt_lwe_batch(&[3], lut.input_encoding())?;
+        self.server_key.keyswitch_bootstrap(&one, &lut)?; // warm-up
+        let mut singles: Vec<Duration> = (0..5)
+            .map(|_| {
+                let started = Instant::now();
+                self.server_key
+                    .keyswitch_bootstrap(&one, &lut)
+                    .map(|_| started.elapsed())
+            })
+            .collect::<Result<_, _>>()?;
+        singles.sort();
+        let count = 8 * rayon::current_num_threads();
+        let many = self
+            .client_key
+            .encrypt_lwe_batch(&vec![3; count], lut.input_encoding())?;
+        let started = Instant::now();
+        self.server_key.keyswitch_bootstrap(&many, &lut)?;
+        Ok((singles[2], started.elapsed() / count as u32))
+    }
+}
+
+/// Reads up to `limit` raw rows and maps them, reporting `FILE:LINE:` on a bad row.
+pub fn read_rows(mapper: &RowMapper, input: &Path, limit: usize) -> anyhow::Result<Vec<MappedRow>> {
+    let file =
+        std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
+    let mut rows = Vec::new();
+    for (number, line) in std::io::BufReader::new(file).split(b'\n').enumerate() {
+        if rows.len() == limit {
+            break;
+        }
+        let line = line.with_context(|| format!("reading {}", input.display()))?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let row = mapper
+            .map_line(&line)
+            .map_err(|e| anyhow::anyhow!("{}:{}: {e}", input.display(), number + 1))?;
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        bail!("{}: no rows", input.display());
+    }
+    Ok(rows)
+}
+
+/// The first `limit` rows of a prepared split, as mapped rows.
+pub fn split_rows(data: &Path, split: &str, limit: usize) -> anyhow::Result<Vec<MappedRow>> {
+    let data = datasets::PreparedDataset::open(data)?.load_split(split)?;
+    Ok((0..data.rows().min(limit))
+        .map(|r| MappedRow {
+            label: Some(data.labels[r]),
+            dense: data.dense_row(r).to_vec(),
+            ids: data.categorical_row(r).to_vec(),
+            unknown_values: 0,
+        })
+        .collect())
+}
+
+pub fn infer(args: InferArgs) -> anyhow::Result<()> {
+    let session = Session::open(&args.model, &args.keys)?;
+    let float = args
+        .float_model
+        .as_deref()
+        .map(|dir| dlrm::load_model(dir).map(|m| m.weights))
+        .transpose()?;
+    let rows = match (&args.input, &args.split) {
+        (Some(input), _) => read_rows(&RowMapper::open(&args.data)?, input, args.rows)?,
+        (None, Some(split)) => split_rows(&args.data, split, args.rows)?,
+        (None, None) => bail!("give --input or --split"),
+    };
+    println!("{}\n", session.server.plan());
+    let unknown: usize = rows.iter().map(|r| r.unknown_values).sum();
+    if unknown > 0 {
+        println!(
+            "{unknown} categorical values not in the vocabularies were sent as the reserved id 0"
+        );
+    }
+    println!(
+        "{:>5} {:>5} {:>9} {:>9} {:>9} {:>11} {:>11} {:>9}",
+        "row", "label", "p float", "p int", "p enc", "numerator", "enc - int", "server ms"
+    );
+    let scale = session.model.logit_scale;
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for (index, row) in rows.iter().enumerate() {
+        let o = session.run_row(row, index as u64, float.as_ref(), args.simulate_seed)?;
+        println!(
+            "{:>5} {:>5} {:>9} {:>9.4} {:>9.4} {:>11} {:>+11.2} {:>9.0}",
+            index,
+            o.label.map_or("-".into(), |l| l.to_string()),
+            o.float_logit
+                .map_or("-".into(), |l| format!("{:.4}", dlrm::sigmoid(l))),
+            dlrm::sigmoid(o.reference_numerator as f64 * scale),
+            dlrm::sigmoid(o.encrypted_numerator * scale),
+            o.reference_numerator,
+            o.encrypted_numerator - o.reference_numerator as f64,
+            ms(o.server.total()),
+        );
+        outcomes.push(o);
+    }
+    let bootstrap = session.bootstrap_cost()?;
+    println!();
+    print_summary(&session, &outcomes, bootstrap);
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Fidelity and timing summary of a set of rows.
+pub fn print_summary(session: &Session, outcomes: &[RowOutcome], bootstrap: (Duration, Duration)) {
+    let scale = session.model.logit_scale;
+    let agree = outcomes
+        .iter()
+        .filter(|o| (o.encrypted_numerator > 0.0) == (o.reference_numerator > 0))
+        .count();
+    let errors: Vec<f64> = outcomes
+        .iter()
+        .map(|o| (o.encrypted_numerator - o.reference_numerator as f64).abs())
+        .collect();
+    println!(
+        "fidelity: predicted class equal to the integer reference on {agree}/{} rows ({:.1}%); |encrypted - reference| numerator: median {:.2}, max {:.2} (logit units x {scale:.3e})",
+        outcomes.len(),
+        100.0 * agree as f64 / outcomes.len() as f64,
+        median(errors.clone()),
+        errors.iter().copied().fold(0.0, f64::max),
+    );
+    let labels: Option<Vec<u8>> = outcomes.iter().map(|o| o.label).collect();
+    if let Some(labels) = labels.filter(|l| l.contains(&0) && l.contains(&1)) {
+        let auc = |score: &dyn Fn(&RowOutcome) -> f64| {
+            dlrm::auc(&outcomes.iter().map(score).collect::<Vec<_>>(), &labels)
+        };
+        let encrypted = auc(&|o| o.encrypted_numerator);
+        let reference = auc(&|o| o.reference_numerator as f64);
+        let simulated = auc(&|o| o.simulated_numerator);
+        print!(
+            "AUC on these {} rows: encrypted {encrypted:.4}, integer reference {reference:.4}, simulate {simulated:.4}",
+            outcomes.len()
+        );
+        if outcomes.iter().all(|o| o.float_logit.is_some()) {
+            let float = auc(&|o| o.float_logit.unwrap_or(0.0));
+            print!(
+                ", float {float:.4} (encrypted - float {:+.4})",
+                encrypted - float
+            );
+        }
+        println!();
+    }
+    let stage =
+        |f: &dyn Fn(&RowOutcome) -> Duration| median(outcomes.iter().map(|o| ms(f(o))).collect());
+    let server = stage(&|o| o.server.total());
+    println!("per-stage time, median of {} rows (ms):", outcomes.len());
+    println!(
+        "  client encrypt {:.1} | upload {:.1} KiB | decode {:.1} | bottom MLP {:.1} | lookup {:.1} | top MLP {:.1} | encode {:.2} | download {:.1} KiB | client decrypt {:.2}",
+        stage(&|o| o.encrypt),
+        median(
+            outcomes
+                .iter()
+                .map(|o| o.upload_bytes as f64 / 1024.0)
+                .collect()
+        ),
+        stage(&|o| o.server.decode),
+        stage(&|o| o.server.bottom),
+        stage(&|o| o.server.lookup),
+        stage(&|o| o.server.top),
+        stage(&|o| o.server.encode),
+        median(
+            outcomes
+                .iter()
+                .map(|o| o.download_bytes as f64 / 1024.0)
+                .collect()
+        ),
+        stage(&|o| o.decrypt),
+    );
+    let bootstraps = session.server.plan().bootstraps();
+    let threads = rayon::current_num_threads();
+    let (single, batched) = (ms(bootstrap.0), ms(bootstrap.1));
+    let floor = bootstraps as f64 * single / threads as f64;
+    println!(
+        "server compute {server:.1} ms for {bootstraps} bootstraps; one keyswitch+bootstrap {single:.1} ms alone, {batched:.1} ms each in a batch on {threads} threads"
+    );
+    println!(
+        "  floor bootstraps x one / threads = {floor:.1} ms: ratio {:.2}; vs the batched rate ({:.1} ms): ratio {:.2}",
+        server / floor,
+        bootstraps as f64 * batched,
+        server / (bootstraps as f64 * batched)
+    );
+}
