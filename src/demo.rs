@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use crate::infer_command::{InferArgs, KeygenArgs};
+use crate::model_commands::{PresetArg, QuantizeArgs, TablesArg, TrainArgs, TrainSettings};
 use crate::prepare::{CriteoArgs, SplitArg, SyntheticArgs};
 
 #[derive(Args)]
@@ -18,6 +20,9 @@ pub struct DemoArgs {
     /// Fraction of the full Kaggle table sizes.
     #[arg(long, default_value_t = 0.001)]
     pub scale: f64,
+    /// Held-out rows to run encrypted at the end.
+    #[arg(long, default_value_t = 8)]
+    pub encrypted_rows: usize,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -31,17 +36,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
 
-    println!("== 1/2 generate synthetic Criteo-shaped data");
+    println!("== 1/6 generate synthetic Criteo-shaped data");
     crate::prepare::generate(&SyntheticArgs {
         out: raw.clone(),
         rows: args.rows,
         scale: args.scale,
         seed: 1,
     })?;
-    println!("== 2/2 prepare it (vocabularies, splits, manifest)");
+    println!("== 2/6 prepare it (vocabularies, splits, manifest)");
     crate::prepare::run(crate::prepare::PrepareCommand::Criteo(CriteoArgs {
         input: raw,
-        out: prepared,
+        out: prepared.clone(),
         min_count: 2,
         max_table_size: None,
         max_rows: None,
@@ -50,5 +55,50 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         test_fraction: 0.05,
         seed: 0,
         skip_bad_rows: false,
-    }))
+    }))?;
+    let model = args.dir.join("model");
+    let quantized = args.dir.join("model.quantized.json");
+    let keys = args.dir.join("keys");
+    println!("== 3/6 train a criteo-small DLRM with digit tables (one epoch)");
+    crate::model_commands::train(TrainArgs {
+        data: prepared.clone(),
+        preset: PresetArg::CriteoSmall,
+        config: None,
+        tables: TablesArg::Preset,
+        max_inputs: 256,
+        settings: TrainSettings {
+            epochs: Some(1),
+            ..TrainSettings::default()
+        },
+        out: model.clone(),
+    })?;
+    println!("== 4/6 quantize it into the integer model the encrypted executor runs");
+    crate::model_commands::quantize(QuantizeArgs {
+        model: model.clone(),
+        data: prepared.clone(),
+        out: quantized.clone(),
+        calibration_rows: 20_000,
+        input_bits: None,
+        max_weight_bits: None,
+        activation_bits: None,
+        max_lut_bits: None,
+        embedding_bits: None,
+        simulate_seed: 1,
+    })?;
+    println!("== 5/6 generate keys");
+    crate::infer_command::keygen(KeygenArgs {
+        out: keys.clone(),
+        parameter_set: fhe::ParameterSetId::default(),
+    })?;
+    println!("== 6/6 encrypt held-out rows, run the model on ciphertexts, decrypt, compare");
+    crate::infer_command::infer(InferArgs {
+        model: quantized,
+        keys,
+        data: prepared,
+        input: None,
+        split: Some("test".into()),
+        float_model: Some(model),
+        rows: args.encrypted_rows,
+        simulate_seed: 1,
+    })
 }

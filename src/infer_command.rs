@@ -70,6 +70,53 @@ pub struct InferArgs {
     pub simulate_seed: u64,
 }
 
+#[derive(Args)]
+pub struct BenchInferArgs {
+    /// Quantized model file (from `dlrm-he quantize`).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Key directory (from `dlrm-he keygen`).
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// Prepared dataset whose split supplies the requests.
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Requests to time (the medians are over these).
+    #[arg(long, default_value_t = 5)]
+    pub requests: usize,
+}
+
+/// `dlrm-he bench infer`: server compute per request (median), bootstraps, the floor ratio,
+/// sizes and client times, with the encrypted results checked against the reference.
+pub fn bench_infer(args: BenchInferArgs) -> anyhow::Result<()> {
+    if args.requests == 0 {
+        bail!("--requests must be at least 1");
+    }
+    let session = Session::open(&args.model, &args.keys)?;
+    let rows = split_rows(&args.data, &args.split, args.requests)?;
+    println!("{}\n", session.server.plan());
+    let progress = crate::progress::Bar::rows();
+    datasets::Progress::start(&progress, "requests", Some(rows.len() as u64));
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for (index, row) in rows.iter().enumerate() {
+        outcomes.push(session.run_row(row, index as u64, None, 1)?);
+        datasets::Progress::advance(&progress, 1);
+    }
+    progress.finish();
+    let bootstrap = session.bootstrap_cost()?;
+    println!(
+        "machine: {} threads ({}); {} requests of {}",
+        rayon::current_num_threads(),
+        std::env::consts::ARCH,
+        outcomes.len(),
+        args.model.display()
+    );
+    print_summary(&session, &outcomes, bootstrap);
+    Ok(())
+}
+
 pub fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let keys = KeyDirectory::generate(&args.out, args.parameter_set)?;

@@ -46,6 +46,16 @@ enum Command {
     /// Encrypt raw rows, run the model on ciphertexts, decrypt, and compare with the integer
     /// reference and the float model (client and server in one process).
     Infer(infer_command::InferArgs),
+    /// Benchmarks (see also `cargo bench`).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Time encrypted requests of a quantized model: server compute per request (median),
+    /// bootstraps and the ratio to the bootstrap floor, sizes, client times.
+    Infer(infer_command::BenchInferArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,5 +71,6 @@ fn main() -> anyhow::Result<()> {
         Command::Plan(args) => infer_command::plan(args),
         Command::Keygen(args) => infer_command::keygen(args),
         Command::Infer(args) => infer_command::infer(args),
+        Command::Bench(BenchCommand::Infer(args)) => infer_command::bench_infer(args),
     }
 }

@@ -40,7 +40,7 @@ pub enum TablesArg {
 }
 
 /// Training settings shared by `train` and `compress` (defaults: the preset's).
-#[derive(Args)]
+#[derive(Args, Default)]
 pub struct TrainSettings {
     #[arg(long)]
     pub epochs: Option<usize>,

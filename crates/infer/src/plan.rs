@@ -49,7 +49,9 @@ pub struct LayerPlan {
     /// Plaintext-polynomial products (packed kernel) or weight x ciphertext multiply-adds
     /// (GEMM, non-zero weights only).
     pub operations: usize,
-    /// Probability that the noisiest row's bootstrap reads a neighbouring box (noise model).
+    /// Probability that the noisiest row's bootstrap reads a neighbouring box for an
+    /// accumulator at a box centre (noise model; `p(miss)` in the printed plan). Accumulators
+    /// near a box edge flip more often: that is the bootstrap rounding `simulate` reproduces.
     pub wrong_box_rate: f64,
 }
 
@@ -169,7 +171,7 @@ impl fmt::Display for FhePlan {
         writeln!(
             f,
             "{:<10} {:<16} {:>10} {:>7} {:>9} {:>10} {:>10} {:>9}",
-            "stage", "kernel", "shape", "scale", "lut bits", "bootstraps", "operations", "p(wrong)"
+            "stage", "kernel", "shape", "scale", "lut bits", "bootstraps", "operations", "p(miss)"
         )?;
         let row = |f: &mut fmt::Formatter<'_>, layer: &LayerPlan| {
             let kernel = match layer.kernel {
