@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use crate::infer_command::{InferArgs, KeygenArgs};
+use crate::infer_command::{InferArgs, KeygenArgs, SessionArgs};
 use crate::model_commands::{PresetArg, QuantizeArgs, TablesArg, TrainArgs, TrainSettings};
 use crate::prepare::{CriteoArgs, SplitArg, SyntheticArgs};
 
@@ -92,9 +92,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     })?;
     println!("== 6/6 encrypt held-out rows, run the model on ciphertexts, decrypt, compare");
     crate::infer_command::infer(InferArgs {
-        model: quantized,
-        keys,
-        data: prepared,
+        session: SessionArgs {
+            model: quantized,
+            keys,
+            data: prepared,
+        },
         input: None,
         split: Some("test".into()),
         float_model: Some(model),

@@ -41,8 +41,9 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
+/// The model, keys and dataset an encrypted run needs.
 #[derive(Args)]
-pub struct InferArgs {
+pub struct SessionArgs {
     /// Quantized model file (from `dlrm-he quantize`).
     #[arg(long)]
     pub model: PathBuf,
@@ -50,9 +51,15 @@ pub struct InferArgs {
     #[arg(long)]
     pub keys: PathBuf,
     /// The prepared dataset the model was trained on: its vocabularies and transforms map raw
-    /// rows on the client.
+    /// rows on the client, its splits supply held-out rows.
     #[arg(long)]
     pub data: PathBuf,
+}
+
+#[derive(Args)]
+pub struct InferArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
     /// Raw rows in the dataset's own format (Criteo TSV, UCI heart CSV lines).
     #[arg(long, required_unless_present = "split", conflicts_with = "split")]
     pub input: Option<PathBuf>,
@@ -72,15 +79,8 @@ pub struct InferArgs {
 
 #[derive(Args)]
 pub struct BenchInferArgs {
-    /// Quantized model file (from `dlrm-he quantize`).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Key directory (from `dlrm-he keygen`).
-    #[arg(long)]
-    pub keys: PathBuf,
-    /// Prepared dataset whose split supplies the requests.
-    #[arg(long)]
-    pub data: PathBuf,
+    #[command(flatten)]
+    pub session: SessionArgs,
     #[arg(long, default_value = "test")]
     pub split: String,
     /// Requests to time (the medians are over these).
@@ -94,8 +94,8 @@ pub fn bench_infer(args: BenchInferArgs) -> anyhow::Result<()> {
     if args.requests == 0 {
         bail!("--requests must be at least 1");
     }
-    let session = Session::open(&args.model, &args.keys)?;
-    let rows = split_rows(&args.data, &args.split, args.requests)?;
+    let session = Session::open(&args.session.model, &args.session.keys)?;
+    let rows = split_rows(&args.session.data, &args.split, args.requests)?;
     println!("{}\n", session.server.plan());
     let progress = crate::progress::Bar::rows();
     datasets::Progress::start(&progress, "requests", Some(rows.len() as u64));
@@ -111,7 +111,7 @@ pub fn bench_infer(args: BenchInferArgs) -> anyhow::Result<()> {
         rayon::current_num_threads(),
         std::env::consts::ARCH,
         outcomes.len(),
-        args.model.display()
+        args.session.model.display()
     );
     print_summary(&session, &outcomes, bootstrap);
     Ok(())
@@ -296,15 +296,15 @@ pub fn split_rows(data: &Path, split: &str, limit: usize) -> anyhow::Result<Vec<
 }
 
 pub fn infer(args: InferArgs) -> anyhow::Result<()> {
-    let session = Session::open(&args.model, &args.keys)?;
+    let session = Session::open(&args.session.model, &args.session.keys)?;
     let float = args
         .float_model
         .as_deref()
         .map(|dir| dlrm::load_model(dir).map(|m| m.weights))
         .transpose()?;
     let rows = match (&args.input, &args.split) {
-        (Some(input), _) => read_rows(&RowMapper::open(&args.data)?, input, args.rows)?,
-        (None, Some(split)) => split_rows(&args.data, split, args.rows)?,
+        (Some(input), _) => read_rows(&RowMapper::open(&args.session.data)?, input, args.rows)?,
+        (None, Some(split)) => split_rows(&args.session.data, split, args.rows)?,
         (None, None) => bail!("give --input or --split"),
     };
     println!("{}\n", session.server.plan());

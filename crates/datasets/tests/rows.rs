@@ -225,21 +225,29 @@ fn generated_criteo_rows_map_as_prepared() {
     }
 }
 
+/// Prepares `rows` generated Criteo lines under `dir` (default options) and opens the mapper.
+fn generated_criteo_mapper(dir: &Path, rows: usize) -> RowMapper {
+    let input = dir.join("in.tsv");
+    write_lines(&input, (0..rows).map(criteo_line));
+    let out = dir.join("criteo");
+    criteo::prepare(&input, &out, &CriteoOptions::default(), &NoProgress).unwrap();
+    RowMapper::open(&out).unwrap()
+}
+
+/// Prepares `rows` generated UCI lines under `dir` (default options) and opens the mapper.
+fn generated_uci_mapper(dir: &Path, rows: usize) -> RowMapper {
+    let input = dir.join("heart.data");
+    write_lines(&input, (0..rows).map(uci_line));
+    let out = dir.join("uci");
+    uci::prepare(&input, &out, &UciOptions::default(), &NoProgress).unwrap();
+    RowMapper::open(&out).unwrap()
+}
+
 #[test]
 fn unseen_categorical_values_map_to_the_reserved_id_and_are_counted() {
     let dir = tempfile::tempdir().unwrap();
 
-    let criteo_input = dir.path().join("in.tsv");
-    write_lines(&criteo_input, (0..100).map(criteo_line));
-    let criteo_out = dir.path().join("criteo");
-    criteo::prepare(
-        &criteo_input,
-        &criteo_out,
-        &CriteoOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
-    let mapper = RowMapper::open(&criteo_out).unwrap();
+    let mapper = generated_criteo_mapper(dir.path(), 100);
     let line = criteo_line(1);
     let known = mapper.map_line(line.as_bytes()).unwrap();
     assert_eq!(known.unknown_values, 0);
@@ -259,11 +267,7 @@ fn unseen_categorical_values_map_to_the_reserved_id_and_are_counted() {
     let upper = line.to_uppercase() + "\r\n";
     assert_eq!(mapper.map_line(upper.as_bytes()).unwrap(), known);
 
-    let uci_input = dir.path().join("heart.data");
-    write_lines(&uci_input, (0..60).map(uci_line));
-    let uci_out = dir.path().join("uci");
-    uci::prepare(&uci_input, &uci_out, &UciOptions::default(), &NoProgress).unwrap();
-    let mapper = RowMapper::open(&uci_out).unwrap();
+    let mapper = generated_uci_mapper(dir.path(), 60);
     let line = uci_line(0);
     let known = mapper.map_line(line.as_bytes()).unwrap();
     let mut fields: Vec<&str> = line.split(',').collect();
@@ -284,22 +288,8 @@ fn unseen_categorical_values_map_to_the_reserved_id_and_are_counted() {
 #[test]
 fn bad_lines_give_errors_that_say_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
-    let criteo_input = dir.path().join("in.tsv");
-    write_lines(&criteo_input, (0..50).map(criteo_line));
-    let criteo_out = dir.path().join("criteo");
-    criteo::prepare(
-        &criteo_input,
-        &criteo_out,
-        &CriteoOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
-    let uci_input = dir.path().join("heart.data");
-    write_lines(&uci_input, (0..60).map(uci_line));
-    let uci_out = dir.path().join("uci");
-    uci::prepare(&uci_input, &uci_out, &UciOptions::default(), &NoProgress).unwrap();
-    let criteo_mapper = RowMapper::open(&criteo_out).unwrap();
-    let uci_mapper = RowMapper::open(&uci_out).unwrap();
+    let criteo_mapper = generated_criteo_mapper(dir.path(), 50);
+    let uci_mapper = generated_uci_mapper(dir.path(), 60);
 
     let replace = |line: String, sep: char, index: usize, value: &str| {
         let mut fields: Vec<&str> = line.split(sep).collect();
