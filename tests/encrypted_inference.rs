@@ -31,13 +31,6 @@ fn train(
     model.to_weights().unwrap()
 }
 
-/// Standard deviation of the output's bootstrap noise, in numerator units (as `simulate` adds).
-fn output_noise_sd(model: &QuantizedModel) -> f64 {
-    let output = model.top.last().unwrap();
-    let units = (1u64 << model.output_acc_bits) as f64 / f64::from(model.noise.polynomial_size);
-    output.row_norm(0, 0..output.cols) * model.noise.bootstrap_output_sd * units
-}
-
 struct Outcome {
     reference: Vec<f64>,
     encrypted: Vec<f64>,
@@ -120,7 +113,7 @@ fn uci_test_split_encrypted_matches_the_reference_and_the_float_model() {
         .collect();
     let float_auc = dlrm::auc(&float, &test.labels);
     let encrypted_auc = dlrm::auc(&outcome.encrypted, &test.labels);
-    let sd = output_noise_sd(&model);
+    let sd = model.output_noise_sd();
     eprintln!(
         "UCI test: {} rows, class agreement {:.3}, within 6 sd ({:.1}) {:.3}, AUC encrypted {encrypted_auc:.4} float {float_auc:.4}",
         rows.len(),
@@ -176,7 +169,7 @@ fn criteo_head_raw_rows_run_encrypted_with_digit_tables() {
         })
         .collect();
     let outcome = run_rows(&model, &client, &server, &server_key, &rows);
-    let sd = output_noise_sd(&model);
+    let sd = model.output_noise_sd();
     eprintln!(
         "Criteo head test.tsv: reference {:?}, encrypted {:?}, output noise sd {sd:.1}",
         outcome.reference, outcome.encrypted

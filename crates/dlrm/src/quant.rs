@@ -422,14 +422,7 @@ impl QuantizedModel {
         let accumulators = output.accumulate(&x);
         let mut logit_numerator = accumulators[0] as f64;
         if let Some(rng) = noise.as_mut() {
-            let columns = if hidden.is_empty() {
-                0..bottom_width
-            } else {
-                0..output.cols
-            };
-            let units = (1u64 << self.output_acc_bits) as f64 / self.noise.polynomial_size as f64;
-            let sd = output.row_norm(0, columns) * self.noise.bootstrap_output_sd * units;
-            logit_numerator += rng.normal() * sd;
+            logit_numerator += rng.normal() * self.output_noise_sd();
         }
         layers.push(LayerTrace {
             accumulators,
@@ -440,6 +433,20 @@ impl QuantizedModel {
             layers,
             logit_numerator,
         })
+    }
+
+    /// Standard deviation of the bootstrap noise the logit numerator carries, in numerator
+    /// units: the output row's norm over the columns fed by bootstraps times the bootstrap output
+    /// noise (what `simulate` adds to the output).
+    pub fn output_noise_sd(&self) -> f64 {
+        let output = self.top.last().expect("validated: top is not empty");
+        let columns = if self.top.len() == 1 {
+            0..self.bottom.last().map_or(0, |l| l.rows)
+        } else {
+            0..output.cols
+        };
+        let units = (1u64 << self.output_acc_bits) as f64 / self.noise.polynomial_size as f64;
+        output.row_norm(0, columns) * self.noise.bootstrap_output_sd * units
     }
 
     fn hidden_layer(

@@ -12,7 +12,7 @@ use fhe::{
 
 use crate::error::{InferError, Result, malformed};
 use crate::interface::{ModelInterface, encoding};
-use crate::plan::{FhePlan, Kernel, LayerPlan, compile};
+use crate::plan::{FhePlan, LayerPlan, compile};
 use crate::wire::{Request, Response};
 
 /// Wall time of each stage of one request.
@@ -210,10 +210,6 @@ impl ServerModel {
                 Some(packed)
             }
         };
-        debug_assert!(matches!(
-            plan.layers[0].kernel,
-            Kernel::PackedProduct { .. }
-        ));
         Ok(ServerModel {
             plan,
             first,
@@ -370,30 +366,23 @@ fn record(
 /// encoded at half the input scale. The output layer's bias is added as is.
 fn shifted_bias(layer: &IntLayer, plan: &LayerPlan) -> (Vec<i64>, Encoding) {
     let scale = plan.input_scale_log;
-    match &layer.activation {
-        Some(table) if table.box_shift > 0 => {
-            let half = encoding(scale - 1);
-            let bias = layer
-                .bias
-                .iter()
-                .map(|b| half.reduce((b - table.lo).wrapping_mul(2) + 1))
-                .collect();
-            (bias, half)
-        }
-        Some(table) => {
-            let unit = encoding(scale);
-            (
-                layer
-                    .bias
-                    .iter()
-                    .map(|b| unit.reduce(b - table.lo))
-                    .collect(),
-                unit,
-            )
-        }
-        None => {
-            let unit = encoding(scale);
-            (layer.bias.iter().map(|&b| unit.reduce(b)).collect(), unit)
-        }
+    let (lo, box_shift) = layer
+        .activation
+        .as_ref()
+        .map_or((0, 0), |t| (t.lo, t.box_shift));
+    if box_shift > 0 {
+        let half = encoding(scale - 1);
+        let bias = layer
+            .bias
+            .iter()
+            .map(|b| half.reduce((b - lo).wrapping_mul(2) + 1))
+            .collect();
+        (bias, half)
+    } else {
+        let unit = encoding(scale);
+        (
+            layer.bias.iter().map(|b| unit.reduce(b - lo)).collect(),
+            unit,
+        )
     }
 }

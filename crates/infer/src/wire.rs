@@ -163,26 +163,11 @@ impl Request {
             ));
         }
         let set = interface.parameter_set;
-        let dense = SeededGlweBatch::from_bytes(sections[0], set, dense_count)?;
-        if dense.len() != dense_count {
-            return Err(malformed(
-                what,
-                format!("{} dense ciphertexts, expected {dense_count}", dense.len()),
-            ));
-        }
-        let query = match sections.get(1) {
-            Some(bytes) => {
-                let query = SeededGlweBatch::from_bytes(bytes, set, query_count)?;
-                if query.len() != query_count {
-                    return Err(malformed(
-                        what,
-                        format!("{} query ciphertexts, expected {query_count}", query.len()),
-                    ));
-                }
-                Some(query)
-            }
-            None => None,
-        };
+        let dense = read_glwes(sections[0], set, dense_count, "dense")?;
+        let query = sections
+            .get(1)
+            .map(|bytes| read_glwes(bytes, set, query_count, "query"))
+            .transpose()?;
         Ok(Request {
             model_id: interface.model_id.clone(),
             parameter_set: set,
@@ -190,6 +175,23 @@ impl Request {
             query,
         })
     }
+}
+
+/// A section of exactly `count` seeded GLWE ciphertexts.
+fn read_glwes(
+    bytes: &[u8],
+    set: ParameterSetId,
+    count: usize,
+    name: &str,
+) -> Result<SeededGlweBatch> {
+    let batch = SeededGlweBatch::from_bytes(bytes, set, count)?;
+    if batch.len() != count {
+        return Err(malformed(
+            "request",
+            format!("{} {name} ciphertexts, expected {count}", batch.len()),
+        ));
+    }
+    Ok(batch)
 }
 
 impl Response {
