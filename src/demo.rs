@@ -102,5 +102,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         float_model: Some(model),
         rows: args.encrypted_rows,
         simulate_seed: 1,
+        server: None,
+        server_model: None,
     })
 }

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use client::{Client, KeyDirectory};
+use client::{Client, KeyDirectory, ServiceClient};
 use datasets::{MappedRow, RowMapper};
 use dlrm::{DlrmWeights, Execution, QuantizedModel};
 use fhe::{ClientKey, Encoding, LookupTable, LutBits, ParameterSetId, ScaleLog, ServerKey};
 use infer::{ServerModel, StageTimings};
 
-fn parameter_set(name: &str) -> Result<ParameterSetId, String> {
+pub fn parameter_set(name: &str) -> Result<ParameterSetId, String> {
     name.parse().map_err(|_| {
         let known: Vec<&str> = ParameterSetId::ALL.iter().map(|p| p.name()).collect();
         format!("unknown parameter set; known: {}", known.join(", "))
@@ -75,6 +75,13 @@ pub struct InferArgs {
     /// Seed of the integer reference's simulated noise.
     #[arg(long, default_value_t = 1)]
     pub simulate_seed: u64,
+    /// Send the encrypted requests to a running `dlrm-he serve` (e.g. http://127.0.0.1:8080)
+    /// instead of running them in this process. The server key is registered first.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The model's name on the service (default: the model file's name without extension).
+    #[arg(long, requires = "server")]
+    pub server_model: Option<String>,
 }
 
 #[derive(Args)]
@@ -164,6 +171,47 @@ pub struct Session {
     pub client: Client,
     pub client_key: ClientKey,
     pub server_key: ServerKey,
+    /// When set, requests go to this service instead of `server`.
+    pub remote: Option<Remote>,
+}
+
+/// A service the session's requests go to.
+pub struct Remote {
+    pub http: ServiceClient,
+    pub model: String,
+    pub key_id: String,
+}
+
+impl Remote {
+    /// Connects to `url`, checks that its model `name` is the session's model, and registers
+    /// the session's server key.
+    pub fn connect(url: &str, name: &str, session: &Session, keys: &Path) -> anyhow::Result<Self> {
+        let http = ServiceClient::new(url, Duration::from_secs(600))?;
+        let interface = http.model_interface(name)?;
+        if interface != *session.server.interface() {
+            bail!(
+                "the service's model `{name}` (id {}) is not the model file given (id {})",
+                &interface.model_id[..16],
+                &session.server.interface().model_id[..16]
+            );
+        }
+        let key = KeyDirectory::open(keys)?.load_server_key()?;
+        let registered = http.register_key(&key)?;
+        println!(
+            "service {url}: model `{name}`, server key {} ({})",
+            registered.key_id,
+            if registered.created {
+                "registered now"
+            } else {
+                "already registered"
+            }
+        );
+        Ok(Remote {
+            http,
+            model: name.to_owned(),
+            key_id: registered.key_id,
+        })
+    }
 }
 
 impl Session {
@@ -181,6 +229,7 @@ impl Session {
             client,
             client_key,
             server_key,
+            remote: None,
         })
     }
 
@@ -195,7 +244,13 @@ impl Session {
         let started = Instant::now();
         let request = self.client.encrypt(&row.dense, &row.ids)?.to_bytes()?;
         let encrypt = started.elapsed();
-        let (response, server) = self.server.infer_bytes(&self.server_key, &request)?;
+        let (response, server) = match &self.remote {
+            None => self.server.infer_bytes(&self.server_key, &request)?,
+            Some(remote) => {
+                let answer = remote.http.infer(&remote.model, &remote.key_id, &request)?;
+                (answer.bytes, answer.stages.unwrap_or_default())
+            }
+        };
         let started = Instant::now();
         let prediction = self.client.decrypt_bytes(&response)?;
         let decrypt = started.elapsed();
@@ -296,7 +351,14 @@ pub fn split_rows(data: &Path, split: &str, limit: usize) -> anyhow::Result<Vec<
 }
 
 pub fn infer(args: InferArgs) -> anyhow::Result<()> {
-    let session = Session::open(&args.session.model, &args.session.keys)?;
+    let mut session = Session::open(&args.session.model, &args.session.keys)?;
+    if let Some(url) = &args.server {
+        let name = match &args.server_model {
+            Some(name) => name.clone(),
+            None => crate::serve_command::model_name(&args.session.model)?,
+        };
+        session.remote = Some(Remote::connect(url, &name, &session, &args.session.keys)?);
+    }
     let float = args
         .float_model
         .as_deref()

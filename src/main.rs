@@ -6,6 +6,7 @@ mod infer_command;
 mod model_commands;
 mod prepare;
 mod progress;
+mod serve_command;
 
 use clap::{Parser, Subcommand};
 
@@ -46,6 +47,9 @@ enum Command {
     /// Encrypt raw rows, run the model on ciphertexts, decrypt, and compare with the integer
     /// reference and the float model (client and server in one process).
     Infer(infer_command::InferArgs),
+    /// Serve quantized models over HTTP for encrypted requests (keys, models, inference,
+    /// health, Prometheus metrics); see docs/api.md.
+    Serve(serve_command::ServeArgs),
     /// Benchmarks (see also `cargo bench`).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -56,6 +60,9 @@ enum BenchCommand {
     /// Time encrypted requests of a quantized model: server compute per request (median),
     /// bootstraps and the ratio to the bootstrap floor, sizes, client times.
     Infer(infer_command::BenchInferArgs),
+    /// Start the service on a loopback port and drive it with concurrent clients: throughput,
+    /// latency percentiles, errors, peak memory with registered keys, and a percentile plot.
+    Serve(serve_command::BenchServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,6 +78,8 @@ fn main() -> anyhow::Result<()> {
         Command::Plan(args) => infer_command::plan(args),
         Command::Keygen(args) => infer_command::keygen(args),
         Command::Infer(args) => infer_command::infer(args),
+        Command::Serve(args) => serve_command::serve(args),
         Command::Bench(BenchCommand::Infer(args)) => infer_command::bench_infer(args),
+        Command::Bench(BenchCommand::Serve(args)) => serve_command::bench_serve(args),
     }
 }

@@ -8,7 +8,13 @@
 //! reference as the simulation says it should be (a one-sided binomial bound, five standard
 //! deviations), which fails on anything systematic (wrong layout, scale or table) and not on luck.
 
-use client::Client;
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use client::{Client, KeyDirectory, ServiceClient};
+use common::{ServeProcess, dlrm_he};
 use datasets::{PreparedDataset, RowMapper, SplitData};
 use dlrm::{Dlrm, DlrmWeights, ModelPreset, QuantizeConfig, QuantizedModel};
 use fhe::{ClientKey, KeySeed, ParameterSetId, ServerKey};
@@ -93,12 +99,13 @@ fn simulated_within(errors: &[Vec<f64>], bound: f64) -> (f64, f64) {
     (mean / n, variance.sqrt() / n)
 }
 
+/// Encrypts each row, runs it through `serve` (request bytes to response bytes: in process or
+/// over HTTP), decrypts, and records the reference beside it.
 fn run_rows(
     model: &QuantizedModel,
     client: &Client,
-    server: &ServerModel,
-    key: &ServerKey,
     rows: &[(Vec<f32>, Vec<u32>)],
+    serve: impl Fn(&[u8]) -> Vec<u8>,
 ) -> Outcome {
     let mut outcome = Outcome {
         reference: Vec::new(),
@@ -106,8 +113,7 @@ fn run_rows(
     };
     for (dense, ids) in rows {
         let request = client.encrypt(dense, ids).unwrap().to_bytes().unwrap();
-        let (response, _) = server.infer_bytes(key, &request).unwrap();
-        let prediction = client.decrypt_bytes(&response).unwrap();
+        let prediction = client.decrypt_bytes(&serve(&request)).unwrap();
         let reference = model.forward(&model.quantize_input(dense), ids).unwrap();
         outcome.reference.push(reference as f64);
         outcome.encrypted.push(prediction.logit_numerator);
@@ -115,31 +121,86 @@ fn run_rows(
     outcome
 }
 
+/// Rows within twice the largest deviation `simulate` shows for them (for sets too small for
+/// a rate; a wrong layout, scale or table would land outside).
+fn rows_within_simulated_range(
+    model: &QuantizedModel,
+    rows: &[(Vec<f32>, Vec<u32>)],
+    outcome: &Outcome,
+) -> usize {
+    let errors = simulated_errors(model, rows);
+    (0..rows.len())
+        .filter(|&r| {
+            let bound = 2.0
+                * errors[r]
+                    .iter()
+                    .fold(model.output_noise_sd(), |m, e| m.max(e.abs()));
+            (outcome.encrypted[r] - outcome.reference[r]).abs() <= bound
+        })
+        .count()
+}
+
+/// The UCI Cleveland data prepared, a model trained on its train split and quantized.
+struct Uci {
+    dir: tempfile::TempDir,
+    prepared: PathBuf,
+    test: SplitData,
+    weights: DlrmWeights,
+    model: QuantizedModel,
+}
+
+impl Uci {
+    /// None (with a printed reason) when `../shared` is absent.
+    fn train() -> Option<Self> {
+        let raw = datasets::shared::shared_file("data/heart/processed.cleveland.data")?;
+        let dir = tempfile::tempdir().unwrap();
+        let prepared = dir.path().join("uci");
+        datasets::uci::prepare(&raw, &prepared, &Default::default(), &datasets::NoProgress)
+            .unwrap();
+        let dataset = PreparedDataset::open(&prepared).unwrap();
+        let (train_split, test) = (
+            dataset.load_split("train").unwrap(),
+            dataset.load_split("test").unwrap(),
+        );
+        let preset = ModelPreset::Uci;
+        let config = preset.config(train_split.dense_width(), &dataset.manifest().table_sizes());
+        let weights = train(preset, config, &train_split, preset.train_config().epochs);
+        let (model, _) =
+            dlrm::quantize(&weights, &train_split, &QuantizeConfig::default()).unwrap();
+        Some(Uci {
+            dir,
+            prepared,
+            test,
+            weights,
+            model,
+        })
+    }
+
+    fn rows(&self, limit: usize) -> Vec<(Vec<f32>, Vec<u32>)> {
+        (0..self.test.rows().min(limit))
+            .map(|r| {
+                (
+                    self.test.dense_row(r).to_vec(),
+                    self.test.categorical_row(r).to_vec(),
+                )
+            })
+            .collect()
+    }
+}
+
 #[test]
 fn uci_test_split_encrypted_matches_the_reference_and_the_float_model() {
-    let Some(raw) = datasets::shared::shared_file("data/heart/processed.cleveland.data") else {
+    let Some(uci) = Uci::train() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let prepared = dir.path().join("uci");
-    datasets::uci::prepare(&raw, &prepared, &Default::default(), &datasets::NoProgress).unwrap();
-    let dataset = PreparedDataset::open(&prepared).unwrap();
-    let (train_split, test) = (
-        dataset.load_split("train").unwrap(),
-        dataset.load_split("test").unwrap(),
-    );
-    let preset = ModelPreset::Uci;
-    let config = preset.config(train_split.dense_width(), &dataset.manifest().table_sizes());
-    let weights = train(preset, config, &train_split, preset.train_config().epochs);
-    let (model, _) = dlrm::quantize(&weights, &train_split, &QuantizeConfig::default()).unwrap();
-
-    let server = ServerModel::new(&model, ParameterSetId::default()).unwrap();
+    let (model, weights, test) = (&uci.model, &uci.weights, &uci.test);
+    let server = ServerModel::new(model, ParameterSetId::default()).unwrap();
     let (client_key, server_key) = keys();
     let client = Client::new(client_key, server.interface().clone()).unwrap();
-    let rows: Vec<(Vec<f32>, Vec<u32>)> = (0..test.rows())
-        .map(|r| (test.dense_row(r).to_vec(), test.categorical_row(r).to_vec()))
-        .collect();
-    let outcome = run_rows(&model, &client, &server, &server_key, &rows);
+    let rows = uci.rows(usize::MAX);
+    let outcome = run_rows(model, &client, &rows, |request| {
+        server.infer_bytes(&server_key, request).unwrap().0
+    });
 
     let float: Vec<f64> = rows
         .iter()
@@ -148,7 +209,7 @@ fn uci_test_split_encrypted_matches_the_reference_and_the_float_model() {
     let float_auc = dlrm::auc(&float, &test.labels);
     let encrypted_auc = dlrm::auc(&outcome.encrypted, &test.labels);
     let bound = 6.0 * model.output_noise_sd();
-    let (expected, spread) = simulated_within(&simulated_errors(&model, &rows), bound);
+    let (expected, spread) = simulated_within(&simulated_errors(model, &rows), bound);
     eprintln!(
         "UCI test: {} rows, class agreement {:.3}, within {bound:.1} of the reference {:.3} (simulate predicts {expected:.3} +- {spread:.3}), AUC encrypted {encrypted_auc:.4} float {float_auc:.4}",
         rows.len(),
@@ -202,25 +263,14 @@ fn criteo_head_raw_rows_run_encrypted_with_digit_tables() {
             (row.dense, row.ids)
         })
         .collect();
-    let outcome = run_rows(&model, &client, &server, &server_key, &rows);
-    // Four rows are too few for a rate; instead each row must land within twice the largest
-    // deviation `simulate` shows for it, which a wrong layout, scale or table would not.
-    let errors = simulated_errors(&model, &rows);
-    let bounds: Vec<f64> = errors
-        .iter()
-        .map(|row| {
-            2.0 * row
-                .iter()
-                .fold(model.output_noise_sd(), |m, e| m.max(e.abs()))
-        })
-        .collect();
+    let outcome = run_rows(&model, &client, &rows, |request| {
+        server.infer_bytes(&server_key, request).unwrap().0
+    });
     eprintln!(
-        "Criteo head test.tsv: reference {:?}, encrypted {:?}, bounds from simulate {bounds:.0?}",
+        "Criteo head test.tsv: reference {:?}, encrypted {:?}",
         outcome.reference, outcome.encrypted
     );
-    let close = (0..rows.len())
-        .filter(|&r| (outcome.encrypted[r] - outcome.reference[r]).abs() <= bounds[r])
-        .count();
+    let close = rows_within_simulated_range(&model, &rows, &outcome);
     assert!(outcome.class_agreement() >= 0.75);
     assert!(
         close + 1 >= rows.len(),
@@ -229,4 +279,70 @@ fn criteo_head_raw_rows_run_encrypted_with_digit_tables() {
     );
     // A bad raw row is a clean error.
     assert!(client.encrypt_line(&mapper, b"1\t2\t3").is_err());
+}
+
+#[test]
+fn uci_rows_through_the_service_match_the_reference() {
+    let Some(uci) = Uci::train() else {
+        return;
+    };
+    let model_path = uci.dir.path().join("q-uci.json");
+    uci.model.save(&model_path).unwrap();
+    let key_dir = uci.dir.path().join("keys");
+    KeyDirectory::generate(&key_dir, ParameterSetId::default()).unwrap();
+    let keys = KeyDirectory::open(&key_dir).unwrap();
+    let server = ServeProcess::start(&model_path, &uci.dir.path().join("store"));
+
+    let http = ServiceClient::new(&server.url(), Duration::from_secs(120)).unwrap();
+    let key_id = http
+        .register_key(&keys.load_server_key().unwrap())
+        .unwrap()
+        .key_id;
+    let interface = http.model_interface("q-uci").unwrap();
+    let client = Client::new(keys.load_client_key().unwrap(), interface).unwrap();
+    let rows = uci.rows(12);
+    let outcome = run_rows(&uci.model, &client, &rows, |request| {
+        http.infer("q-uci", &key_id, request).unwrap().bytes
+    });
+    let close = rows_within_simulated_range(&uci.model, &rows, &outcome);
+    eprintln!(
+        "UCI through the service: reference {:?}, encrypted {:?}, {close} within range",
+        outcome.reference, outcome.encrypted
+    );
+    assert!(
+        close + 1 >= rows.len(),
+        "{close} of {} rows within range",
+        rows.len()
+    );
+    assert!(outcome.class_agreement() >= 0.9);
+
+    // The command line's client of the same service.
+    let output = dlrm_he()
+        .args([
+            "infer",
+            "--server",
+            &server.url(),
+            "--split",
+            "test",
+            "--rows",
+            "3",
+            "--model",
+        ])
+        .arg(&model_path)
+        .arg("--keys")
+        .arg(&key_dir)
+        .arg("--data")
+        .arg(&uci.prepared)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("already registered") && stdout.contains("fidelity:"),
+        "{stdout}"
+    );
 }

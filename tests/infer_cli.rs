@@ -1,10 +1,12 @@
-//! `dlrm-he plan` and `dlrm-he keygen` from the command line.
+//! `dlrm-he plan`, `dlrm-he keygen` and `dlrm-he serve` from the command line.
 
-use std::process::Command;
+mod common;
 
-fn dlrm_he() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_dlrm-he"))
-}
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{ServeProcess, dlrm_he};
 
 #[test]
 fn plan_prints_bootstraps_and_rejects_a_broken_model() {
@@ -80,4 +82,54 @@ fn keygen_writes_a_key_directory_and_never_overwrites_it() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown parameter set"));
+}
+
+#[test]
+fn a_server_killed_during_a_key_upload_shows_no_key_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.json");
+    infer::testing::tiny_model().save(&model).unwrap();
+    let store = dir.path().join("store");
+    let keys = dir.path().join("keys");
+    client::KeyDirectory::generate(&keys, fhe::ParameterSetId::default()).unwrap();
+    let key = std::fs::read(keys.join(client::SERVER_KEY_FILE)).unwrap();
+
+    let mut server = ServeProcess::start(&model, &store);
+    let mut upload = TcpStream::connect(server.addr).unwrap();
+    let head = format!(
+        "POST /v1/keys HTTP/1.1\r\nhost: test\r\ncontent-length: {}\r\n\r\n",
+        key.len()
+    );
+    upload.write_all(head.as_bytes()).unwrap();
+    upload.write_all(&key[..key.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(server);
+
+    let server = ServeProcess::start(&model, &store);
+    let http = client::ServiceClient::new(&server.url(), Duration::from_secs(60)).unwrap();
+    let listed = get(&server, "/v1/keys");
+    assert_eq!(listed.trim(), "[]", "{listed}");
+    // The full upload then works, and the key is listed.
+    let registered = http
+        .register_key(
+            &client::KeyDirectory::open(&keys)
+                .unwrap()
+                .load_server_key()
+                .unwrap(),
+        )
+        .unwrap();
+    assert!(registered.created);
+    assert!(get(&server, "/v1/keys").contains(&registered.key_id));
+}
+
+fn get(server: &ServeProcess, path: &str) -> String {
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer.split_once("\r\n\r\n").unwrap().1.to_owned()
 }

@@ -22,6 +22,14 @@ pub enum ClientError {
     /// A key directory that is missing a file, holds a foreign file, or would be overwritten.
     #[error("{path}: {reason}")]
     KeyFile { path: PathBuf, reason: String },
+    /// A call to a service that failed: its HTTP status (0 when no answer came), the service's
+    /// error code and message.
+    #[error("service error {status} {code}: {message}")]
+    Service {
+        status: u16,
+        code: String,
+        message: String,
+    },
 }
 
 /// Result type of this crate.

@@ -1,6 +1,7 @@
 //! The client side of the protocol: key generation and key files, request encryption from raw
 //! rows (vocabulary and digit mapping on the client) and response decryption to a probability.
 //! It must never hold server-only state (weights, tables) or send a secret key.
+//! [`ServiceClient`] talks to `dlrm-he serve` over HTTP.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), client::ClientError> {
@@ -15,6 +16,7 @@
 
 mod error;
 mod keys;
+mod service;
 
 use datasets::{MappedRow, RowMapper};
 use fhe::ClientKey;
@@ -22,6 +24,7 @@ use infer::{ModelInterface, Request, Response};
 
 pub use error::{ClientError, Result};
 pub use keys::{CLIENT_KEY_FILE, KEYS_FILE, KeyDirectory, SERVER_KEY_FILE};
+pub use service::{Answer, RegisteredKey, ServiceClient};
 
 /// A decrypted answer.
 #[derive(Clone, Copy, Debug, PartialEq)]

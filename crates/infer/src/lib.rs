@@ -23,4 +23,4 @@ pub use error::{InferError, Result};
 pub use executor::{DecryptedLayer, ExecutionTrace, ServerModel, StageTimings};
 pub use interface::{INTERFACE_FORMAT_VERSION, ModelInterface, model_id};
 pub use plan::{ActivationPlan, CostModel, FhePlan, Kernel, LayerPlan, LookupSummary};
-pub use wire::{Request, Response, WIRE_FORMAT_VERSION};
+pub use wire::{Request, Response, WIRE_FORMAT_VERSION, decode_batch, encode_batch};

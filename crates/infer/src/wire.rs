@@ -149,6 +149,23 @@ impl Request {
         ))
     }
 
+    /// The largest request a well-formed client sends for `interface`: the seeded GLWE sections
+    /// (one polynomial body each, about 16 KiB with N = 2048) plus headers, with slack. A
+    /// service reads request bodies under this limit.
+    ///
+    /// ```
+    /// let model = infer::testing::tiny_model();
+    /// let interface = infer::ModelInterface::for_model(&model, fhe::ParameterSetId::default()).unwrap();
+    /// let limit = infer::Request::max_bytes(&interface).unwrap();
+    /// assert!(limit > 2 * 16 * 1024 && limit < 1 << 20);
+    /// ```
+    pub fn max_bytes(interface: &ModelInterface) -> Result<usize> {
+        let (dense, query) = interface.request_glwe_counts()?;
+        let polynomial = interface.parameter_set.parameters().polynomial_size().0;
+        let per_glwe = polynomial * std::mem::size_of::<u64>() + 1024;
+        Ok((dense + query) * per_glwe + MAX_HEADER_BYTES + 4096)
+    }
+
     /// Reads a request for the model of `interface`, refusing other models, other parameter
     /// sets, wrong ciphertext counts and malformed bytes.
     pub fn from_bytes(bytes: &[u8], interface: &ModelInterface) -> Result<Self> {
@@ -221,4 +238,69 @@ impl Response {
             logit,
         })
     }
+}
+
+const BATCH_MAGIC: &[u8; 8] = b"DLRMHEB\x01";
+
+/// Frames several requests (or responses) into one body: a magic, the item count (u32 LE), then
+/// each item as its length (u64 LE) and its bytes.
+///
+/// ```
+/// let body = infer::encode_batch(&[b"one".to_vec(), b"three".to_vec()]);
+/// let items = infer::decode_batch(&body, 8).unwrap();
+/// assert_eq!(items, vec![&b"one"[..], &b"three"[..]]);
+/// assert!(infer::decode_batch(&body[..body.len() - 1], 8).is_err());
+/// assert!(infer::decode_batch(&body, 1).is_err());
+/// ```
+pub fn encode_batch(items: &[Vec<u8>]) -> Vec<u8> {
+    let total = items.iter().map(|item| item.len() + 8).sum::<usize>();
+    let mut bytes = Vec::with_capacity(BATCH_MAGIC.len() + 4 + total);
+    bytes.extend_from_slice(BATCH_MAGIC);
+    bytes.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    for item in items {
+        bytes.extend_from_slice(&(item.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(item);
+    }
+    bytes
+}
+
+/// Splits a body written by [`encode_batch`] into its items, refusing more than `max_items`,
+/// an empty batch, truncation and trailing bytes.
+pub fn decode_batch(bytes: &[u8], max_items: usize) -> Result<Vec<&[u8]>> {
+    let what = "batch";
+    let mut rest = bytes
+        .strip_prefix(BATCH_MAGIC)
+        .ok_or_else(|| malformed(what, "does not start with the dlrm-he batch magic"))?;
+    let count = take_le(&mut rest, 4).ok_or_else(|| malformed(what, "truncated count"))?;
+    if count == 0 || count > max_items as u64 {
+        return Err(malformed(
+            what,
+            format!("{count} items, expected 1 to {max_items}"),
+        ));
+    }
+    let mut items = Vec::with_capacity(count as usize);
+    for index in 0..count {
+        let len = take_le(&mut rest, 8)
+            .filter(|&len| len <= rest.len() as u64)
+            .ok_or_else(|| malformed(what, format!("item {index} is truncated")))?;
+        let (item, tail) = rest.split_at(len as usize);
+        items.push(item);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(malformed(what, format!("{} trailing bytes", rest.len())));
+    }
+    Ok(items)
+}
+
+/// Reads a little-endian integer of `width` bytes (4 or 8) from the front of `bytes`.
+fn take_le(bytes: &mut &[u8], width: usize) -> Option<u64> {
+    if bytes.len() < width {
+        return None;
+    }
+    let (head, tail) = bytes.split_at(width);
+    *bytes = tail;
+    let mut buffer = [0u8; 8];
+    buffer[..width].copy_from_slice(head);
+    Some(u64::from_le_bytes(buffer))
 }

@@ -1,0 +1,220 @@
+//! A blocking HTTP client of `dlrm-he serve` (the `/v1` API): registers the server key, fetches
+//! a model's interface and sends encrypted requests. It sends only public material.
+
+use std::time::Duration;
+
+use fhe::{CompressedServerKey, ParameterSetId};
+use infer::{ModelInterface, StageTimings};
+use serde::Deserialize;
+
+use crate::error::{ClientError, Result};
+
+/// The header naming the registered key (the service's `serve::KEY_HEADER`).
+const KEY_HEADER: &str = "x-key-id";
+/// Largest JSON or ciphertext answer read from a service.
+const MAX_ANSWER_BYTES: u64 = 64 << 20;
+
+/// A connection to one service.
+pub struct ServiceClient {
+    base: String,
+    agent: ureq::Agent,
+}
+
+/// The answer to one inference call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    /// The encrypted response (an [`infer::Response`]).
+    pub bytes: Vec<u8>,
+    /// The server's time per stage, from its `server-timing` header.
+    pub stages: Option<StageTimings>,
+}
+
+/// Reads `decode;dur=1.2, bottom;dur=3.4, ...` (milliseconds) into stage timings.
+fn parse_server_timing(text: &str) -> Option<StageTimings> {
+    let mut timings = StageTimings::default();
+    for entry in text.split(',') {
+        let (name, duration) = entry.trim().split_once(";dur=")?;
+        let duration = Duration::from_secs_f64(duration.parse::<f64>().ok()?.max(0.0) / 1e3);
+        match name {
+            "decode" => timings.decode = duration,
+            "bottom" => timings.bottom = duration,
+            "lookup" => timings.lookup = duration,
+            "top" => timings.top = duration,
+            "encode" => timings.encode = duration,
+            _ => {}
+        }
+    }
+    Some(timings)
+}
+
+/// A key the service registered.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct RegisteredKey {
+    pub key_id: String,
+    pub parameter_set: ParameterSetId,
+    pub bytes: u64,
+    /// False when the service already had it.
+    pub created: bool,
+}
+
+#[derive(Deserialize)]
+struct Description {
+    interface: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+impl ServiceClient {
+    /// A client of the service at `base` (e.g. `http://127.0.0.1:8080`); `timeout` bounds each
+    /// call.
+    ///
+    /// ```
+    /// let service = client::ServiceClient::new("http://127.0.0.1:8080", std::time::Duration::from_secs(60));
+    /// assert!(client::ServiceClient::new("127.0.0.1:8080", std::time::Duration::from_secs(1)).is_err());
+    /// ```
+    pub fn new(base: &str, timeout: Duration) -> Result<Self> {
+        let base = base.trim_end_matches('/');
+        if !base.starts_with("http://") {
+            return Err(ClientError::Service {
+                status: 0,
+                code: "bad_url".into(),
+                message: format!("`{base}`: the service URL must start with http://"),
+            });
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .build()
+            .new_agent();
+        Ok(ServiceClient {
+            base: base.to_owned(),
+            agent,
+        })
+    }
+
+    /// Registers a compressed server key; the id names it in inference calls.
+    pub fn register_key(&self, key: &CompressedServerKey) -> Result<RegisteredKey> {
+        let url = format!(
+            "{}/v1/keys?parameter_set={}",
+            self.base,
+            key.parameter_set().name()
+        );
+        let bytes = key.to_bytes()?;
+        let response = self
+            .agent
+            .post(&url)
+            .content_type("application/octet-stream")
+            .send(&bytes[..]);
+        let body = self.answer(&url, response)?;
+        serde_json::from_slice(&body).map_err(|e| self.bad_answer(&url, e))
+    }
+
+    /// The interface of the model `name` (validated), to build requests with.
+    pub fn model_interface(&self, name: &str) -> Result<ModelInterface> {
+        let url = format!("{}/v1/models/{name}", self.base);
+        let response = self.agent.get(&url).call();
+        let body = self.answer(&url, response)?;
+        let description: Description =
+            serde_json::from_slice(&body).map_err(|e| self.bad_answer(&url, e))?;
+        let interface =
+            serde_json::to_vec(&description.interface).map_err(|e| self.bad_answer(&url, e))?;
+        Ok(ModelInterface::from_json(&interface)?)
+    }
+
+    /// Runs one encrypted request (the bytes of an [`infer::Request`]) with the key `key_id`;
+    /// returns the encrypted response's bytes and the server's stage timings.
+    pub fn infer(&self, model: &str, key_id: &str, request: &[u8]) -> Result<Answer> {
+        let url = format!("{}/v1/models/{model}/infer", self.base);
+        let response = self
+            .agent
+            .post(&url)
+            .header(KEY_HEADER, key_id)
+            .content_type("application/octet-stream")
+            .send(request);
+        let stages = response
+            .as_ref()
+            .ok()
+            .and_then(|r| r.headers().get("server-timing"))
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_server_timing);
+        let bytes = self.answer(&url, response)?;
+        Ok(Answer { bytes, stages })
+    }
+
+    /// Runs several requests in one call; the responses come back in order.
+    pub fn infer_batch(
+        &self,
+        model: &str,
+        key_id: &str,
+        requests: &[Vec<u8>],
+    ) -> Result<Vec<Vec<u8>>> {
+        let url = format!("{}/v1/models/{model}/infer-batch", self.base);
+        let response = self
+            .agent
+            .post(&url)
+            .header(KEY_HEADER, key_id)
+            .content_type("application/octet-stream")
+            .send(&infer::encode_batch(requests)[..]);
+        let body = self.answer(&url, response)?;
+        let items = infer::decode_batch(&body, requests.len())?;
+        if items.len() != requests.len() {
+            return Err(self.bad_answer(
+                &url,
+                format!("{} responses to {} requests", items.len(), requests.len()),
+            ));
+        }
+        Ok(items.into_iter().map(<[u8]>::to_vec).collect())
+    }
+
+    /// The body of a successful answer, or the service's JSON error as a [`ClientError`].
+    fn answer(
+        &self,
+        url: &str,
+        response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Vec<u8>> {
+        let mut response = response.map_err(|e| ClientError::Service {
+            status: 0,
+            code: "unreachable".into(),
+            message: format!("{url}: {e}"),
+        })?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_vec()
+            .map_err(|e| self.bad_answer(url, e))?;
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(ErrorBody { error }) => (error.code, error.message),
+            Err(_) => (
+                "http".to_owned(),
+                String::from_utf8_lossy(&body).chars().take(200).collect(),
+            ),
+        };
+        Err(ClientError::Service {
+            status,
+            code,
+            message: format!("{url}: {message}"),
+        })
+    }
+
+    fn bad_answer(&self, url: &str, reason: impl std::fmt::Display) -> ClientError {
+        ClientError::Service {
+            status: 0,
+            code: "bad_answer".into(),
+            message: format!("{url}: {reason}"),
+        }
+    }
+}

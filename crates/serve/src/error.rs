@@ -1,0 +1,100 @@
+//! The crate's error type, and the JSON error every failed HTTP call answers with.
+
+use std::path::{Path, PathBuf};
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Everything that can go wrong starting or running the service.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Infer(#[from] infer::InferError),
+    #[error(transparent)]
+    Fhe(#[from] fhe::FheError),
+    /// A key id that is not 32 lowercase hex digits.
+    #[error("`{0}` is not a key id (32 lowercase hex digits)")]
+    BadKeyId(String),
+    /// A configuration that cannot work (no models, two models with one name, zero limits).
+    #[error("{0}")]
+    Config(String),
+    /// Binding the address, building the runtime or the thread pool.
+    #[error("cannot start the service: {0}")]
+    Start(String),
+}
+
+impl ServeError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        ServeError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, ServeError>;
+
+/// A failed call: its status, a stable machine-readable code and a message for people. Sent as
+/// `{"error": {"status": 404, "code": "unknown_key", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: status.as_u16(),
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl From<ServeError> for ApiError {
+    fn from(error: ServeError) -> Self {
+        match error {
+            ServeError::BadKeyId(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_key_id", error.to_string())
+            }
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+/// What a client sent wrong, as the executor reports it.
+impl From<infer::InferError> for ApiError {
+    fn from(error: infer::InferError) -> Self {
+        use infer::InferError;
+        let code = match &error {
+            InferError::ModelMismatch { .. } => "wrong_model",
+            InferError::Fhe(fhe::FheError::ParameterSetMismatch { .. }) => "wrong_parameter_set",
+            _ => "bad_request",
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            error: &'a ApiError,
+        }
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(Body { error: &self })).into_response()
+    }
+}

@@ -1,0 +1,398 @@
+//! `dlrm-he serve` (the encrypted inference service) and `dlrm-he bench serve` (concurrent
+//! clients against it on loopback: throughput, latency percentiles, errors, memory, a plot).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use client::{Client, ServiceClient};
+use dlrm::QuantizedModel;
+use fhe::{ClientKey, ParameterSetId};
+use infer::ServerModel;
+use serve::{DirectoryKeyStore, Limits, NamedModel, RunningService, ServiceConfig};
+
+use crate::infer_command::{Session, SessionArgs, parameter_set, split_rows};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A quantized model file to serve, under its file name without extension (repeatable).
+    #[arg(long = "model")]
+    pub models: Vec<PathBuf>,
+    /// A directory of quantized model files (`*.json`) to serve as well.
+    #[arg(long = "models")]
+    pub model_dir: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Where registered server keys are kept (created if needed; survives restarts).
+    #[arg(long, default_value = "dlrm-he-keys")]
+    pub key_store: PathBuf,
+    #[arg(long, value_parser = parameter_set, default_value_t = ParameterSetId::default())]
+    pub parameter_set: ParameterSetId,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Pool sizes and limits (defaults: every core).
+#[derive(Args)]
+pub struct LimitArgs {
+    /// Threads running FHE work (default: the number of cores).
+    #[arg(long)]
+    pub fhe_threads: Option<usize>,
+    /// Inference calls running at once (default: the number of cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Calls waiting for a worker before new ones are refused with 429 (default: 4 x cores).
+    #[arg(long)]
+    pub queue: Option<usize>,
+    /// Seconds a call may wait for a worker before it is refused with 503.
+    #[arg(long, default_value_t = 60)]
+    pub queue_timeout: u64,
+    /// Decompressed server keys kept in memory.
+    #[arg(long, default_value_t = 16)]
+    pub key_cache: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        let mut limits = Limits::default();
+        if let Some(threads) = self.fhe_threads {
+            limits.fhe_threads = threads;
+        }
+        if let Some(workers) = self.workers {
+            limits.workers = workers;
+        }
+        if let Some(queue) = self.queue {
+            limits.queue = queue;
+        }
+        limits.queue_timeout = Duration::from_secs(self.queue_timeout);
+        limits.key_cache = self.key_cache;
+        limits
+    }
+}
+
+pub fn model_name(path: &Path) -> anyhow::Result<String> {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .map(str::to_owned)
+        .with_context(|| format!("{}: no usable file name for a model", path.display()))
+}
+
+fn load_models(
+    paths: &[PathBuf],
+    parameter_set: ParameterSetId,
+) -> anyhow::Result<Vec<NamedModel>> {
+    paths
+        .iter()
+        .map(|path| {
+            let quantized = QuantizedModel::load(path)?;
+            let model = ServerModel::new(&quantized, parameter_set)
+                .with_context(|| format!("compiling {}", path.display()))?;
+            Ok(NamedModel {
+                name: model_name(path)?,
+                model,
+            })
+        })
+        .collect()
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut paths = args.models.clone();
+    if let Some(dir) = &args.model_dir {
+        let listing =
+            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        let mut found: Vec<PathBuf> = listing
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        found.sort();
+        paths.extend(found);
+    }
+    if paths.is_empty() {
+        bail!("give at least one --model FILE or --models DIR");
+    }
+    let models = load_models(&paths, args.parameter_set)?;
+    for model in &models {
+        let plan = model.model.plan();
+        println!(
+            "model {}: id {}, {} bootstraps per request, parameter set {}",
+            model.name,
+            &plan.interface.model_id[..16],
+            plan.bootstraps(),
+            plan.interface.parameter_set
+        );
+    }
+    let store = DirectoryKeyStore::open(&args.key_store)?;
+    let limits = args.limits.limits();
+    let config = ServiceConfig {
+        addr: args.addr,
+        limits: limits.clone(),
+        handle_signals: true,
+    };
+    let service = RunningService::start(config, Arc::new(store), models)?;
+    println!(
+        "listening on http://{} (keys in {}; {} FHE threads, {} workers, queue {}); Ctrl-C stops after in-flight calls",
+        service.addr(),
+        args.key_store.display(),
+        limits.fhe_threads,
+        limits.workers,
+        limits.queue
+    );
+    service.wait()?;
+    println!("stopped");
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct BenchServeArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Requests in all (after one warm-up request per key).
+    #[arg(long, default_value_t = 40)]
+    pub requests: usize,
+    /// Stop sending new requests after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub max_seconds: u64,
+    /// Server keys registered (the first from --keys, the rest generated); requests use them in
+    /// turn, so all are held in memory.
+    #[arg(long, default_value_t = 10)]
+    pub registered_keys: usize,
+    /// Where to write the percentile plot (SVG).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// One client identity of the benchmark: a key registered with the service.
+struct Identity {
+    client: Client,
+    key_id: String,
+}
+
+/// `dlrm-he bench serve`: starts the service on a loopback port in this process, registers
+/// keys, and drives it with concurrent clients.
+pub fn bench_serve(args: BenchServeArgs) -> anyhow::Result<()> {
+    if args.clients == 0 || args.requests == 0 || args.registered_keys == 0 {
+        bail!("--clients, --requests and --registered-keys must be at least 1");
+    }
+    let session = Session::open(&args.session.model, &args.session.keys)?;
+    let name = model_name(&args.session.model)?;
+    let parameter_set = session.client_key.parameters().id();
+    let rows = split_rows(&args.session.data, &args.split, args.requests)?;
+    let store_dir = tempfile::tempdir()?;
+    let model = ServerModel::new(&session.model, parameter_set)?;
+    let bootstraps = model.plan().bootstraps();
+    let config = ServiceConfig {
+        addr: "127.0.0.1:0".parse().expect("a valid address"),
+        limits: args.limits.limits(),
+        handle_signals: false,
+    };
+    let store = Arc::new(DirectoryKeyStore::open(store_dir.path())?);
+    let service = RunningService::start(
+        config,
+        store,
+        vec![NamedModel {
+            name: name.clone(),
+            model,
+        }],
+    )?;
+    let base = format!("http://{}", service.addr());
+    let http = ServiceClient::new(&base, Duration::from_secs(600))?;
+    let interface = http.model_interface(&name)?;
+
+    println!("registering {} server keys ...", args.registered_keys);
+    let mut identities = Vec::with_capacity(args.registered_keys);
+    let first = client::KeyDirectory::open(&args.session.keys)?.load_server_key()?;
+    identities.push(Identity {
+        client: Client::new(session.client_key.clone(), interface.clone())?,
+        key_id: http.register_key(&first)?.key_id,
+    });
+    for _ in 1..args.registered_keys {
+        let key = ClientKey::generate(parameter_set);
+        let server_key = key.compressed_server_key(fhe::KeySeed::from_entropy());
+        identities.push(Identity {
+            key_id: http.register_key(&server_key)?.key_id,
+            client: Client::new(key, interface.clone())?,
+        });
+    }
+    // Requests use the keys in turn; one warm-up per key loads every key into memory.
+    let encrypt = |index: usize| -> anyhow::Result<(usize, Vec<u8>)> {
+        let identity = index % identities.len();
+        let row = &rows[index % rows.len()];
+        let request = identities[identity].client.encrypt(&row.dense, &row.ids)?;
+        Ok((identity, request.to_bytes()?))
+    };
+    println!("warming up: one request per key ...");
+    for index in 0..identities.len() {
+        let (identity, request) = encrypt(index)?;
+        http.infer(&name, &identities[identity].key_id, &request)?;
+    }
+    let requests: Vec<(usize, Vec<u8>)> =
+        (0..args.requests).map(encrypt).collect::<Result<_, _>>()?;
+
+    println!(
+        "{} requests of `{name}` ({bootstraps} bootstraps each) from {} concurrent clients ...",
+        requests.len(),
+        args.clients
+    );
+    let next = AtomicUsize::new(0);
+    let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
+    let started = Instant::now();
+    let results: Vec<ClientResults> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..args.clients)
+            .map(|_| {
+                scope.spawn(|| {
+                    let http = ServiceClient::new(&base, Duration::from_secs(600))
+                        .expect("the URL was accepted above");
+                    let mut results = ClientResults::default();
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= requests.len() || Instant::now() > deadline {
+                            break;
+                        }
+                        let (identity, request) = &requests[index];
+                        let sent = Instant::now();
+                        let answer = http.infer(&name, &identities[*identity].key_id, request);
+                        let elapsed = sent.elapsed();
+                        match answer {
+                            Ok(answer) => {
+                                serve::record(&mut results.latency, elapsed);
+                                results.answers.push((index, answer.bytes));
+                            }
+                            Err(error) => results.errors.push(error.to_string()),
+                        }
+                    }
+                    results
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a client thread panicked"))
+            .collect()
+    });
+    let wall = started.elapsed();
+    let peak_rss = peak_rss_mib();
+
+    let mut latency = serve::latency_histogram();
+    let mut errors = Vec::new();
+    let mut wrong = 0;
+    let mut answered = 0;
+    let bound = 6.0 * session.model.output_noise_sd().max(1.0);
+    for result in &results {
+        latency.add(&result.latency).expect("same histogram bounds");
+        errors.extend(result.errors.iter().cloned());
+        for (index, bytes) in &result.answers {
+            let (identity, _) = &requests[*index];
+            let prediction = identities[*identity].client.decrypt_bytes(bytes)?;
+            let row = &rows[index % rows.len()];
+            let reference = session
+                .model
+                .forward(&session.model.quantize_input(&row.dense), &row.ids)?;
+            answered += 1;
+            if (prediction.logit_numerator > 0.0) != (reference > 0)
+                && (prediction.logit_numerator - reference as f64).abs() > bound
+            {
+                wrong += 1;
+            }
+        }
+    }
+    let server = service
+        .metrics()
+        .endpoint_latency("POST /v1/models/{name}/infer");
+    let ms = |h: &hdrhistogram::Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "machine: {} cores; service: {} FHE threads, {} workers",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        args.limits.limits().fhe_threads,
+        args.limits.limits().workers
+    );
+    println!(
+        "answered {answered} of {} in {:.1} s: throughput {:.2} requests/s; errors {}; answers far from the reference {wrong}",
+        requests.len(),
+        wall.as_secs_f64(),
+        answered as f64 / wall.as_secs_f64(),
+        errors.len()
+    );
+    for error in errors.iter().take(5) {
+        println!("  error: {error}");
+    }
+    println!(
+        "client latency (ms): p50 {:.1} | p90 {:.1} | p99 {:.1} | max {:.1}; p99 / p50 = {:.2}",
+        ms(&latency, 0.5),
+        ms(&latency, 0.9),
+        ms(&latency, 0.99),
+        ms(&latency, 1.0),
+        ms(&latency, 0.99) / ms(&latency, 0.5)
+    );
+    println!(
+        "server /infer latency (ms, warm-ups included): p50 {:.1} | p90 {:.1} | p99 {:.1}",
+        ms(&server, 0.5),
+        ms(&server, 0.9),
+        ms(&server, 0.99)
+    );
+    println!(
+        "peak resident memory {peak_rss:.0} MiB (service with {} registered and loaded keys, and the bench's clients, in one process)",
+        identities.len()
+    );
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "{name}: {} requests, {} clients, {} cores",
+            answered,
+            args.clients,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+        let svg = serve::percentile_plot(
+            &[("client round trip", &latency), ("server /infer", &server)],
+            &title,
+        );
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    service.shutdown()?;
+    if !errors.is_empty() || wrong > 0 {
+        bail!(
+            "{} errors, {wrong} answers far from the reference",
+            errors.len()
+        );
+    }
+    Ok(())
+}
+
+struct ClientResults {
+    latency: hdrhistogram::Histogram<u64>,
+    answers: Vec<(usize, Vec<u8>)>,
+    errors: Vec<String>,
+}
+
+impl Default for ClientResults {
+    fn default() -> Self {
+        ClientResults {
+            latency: serve::latency_histogram(),
+            answers: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// Peak resident set size of this process (Linux), in MiB; NaN elsewhere.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}

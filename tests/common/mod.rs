@@ -1,0 +1,56 @@
+//! Helpers shared by the command-line tests: running `dlrm-he` and a `dlrm-he serve` process.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub fn dlrm_he() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dlrm-he"))
+}
+
+/// A `dlrm-he serve` process on a free loopback port, killed when dropped.
+pub struct ServeProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ServeProcess {
+    /// Starts `dlrm-he serve --model MODEL --key-store STORE` and waits until it listens.
+    pub fn start(model: &Path, store: &Path) -> Self {
+        let mut child = dlrm_he()
+            .args(["serve", "--addr", "127.0.0.1:0", "--model"])
+            .arg(model)
+            .arg("--key-store")
+            .arg(store)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("serve exited before listening")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("listening on http://") {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining its output so the process never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        ServeProcess { child, addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
