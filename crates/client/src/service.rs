@@ -134,12 +134,7 @@ impl ServiceClient {
     /// returns the encrypted response's bytes and the server's stage timings.
     pub fn infer(&self, model: &str, key_id: &str, request: &[u8]) -> Result<Answer> {
         let url = format!("{}/v1/models/{model}/infer", self.base);
-        let response = self
-            .agent
-            .post(&url)
-            .header(KEY_HEADER, key_id)
-            .content_type("application/octet-stream")
-            .send(request);
+        let response = self.post_binary(&url, key_id, request);
         let stages = response
             .as_ref()
             .ok()
@@ -158,12 +153,7 @@ impl ServiceClient {
         requests: &[Vec<u8>],
     ) -> Result<Vec<Vec<u8>>> {
         let url = format!("{}/v1/models/{model}/infer-batch", self.base);
-        let response = self
-            .agent
-            .post(&url)
-            .header(KEY_HEADER, key_id)
-            .content_type("application/octet-stream")
-            .send(&infer::encode_batch(requests)[..]);
+        let response = self.post_binary(&url, key_id, &infer::encode_batch(requests));
         let body = self.answer(&url, response)?;
         let items = infer::decode_batch(&body, requests.len())?;
         if items.len() != requests.len() {
@@ -173,6 +163,19 @@ impl ServiceClient {
             ));
         }
         Ok(items.into_iter().map(<[u8]>::to_vec).collect())
+    }
+
+    fn post_binary(
+        &self,
+        url: &str,
+        key_id: &str,
+        body: &[u8],
+    ) -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        self.agent
+            .post(url)
+            .header(KEY_HEADER, key_id)
+            .content_type("application/octet-stream")
+            .send(body)
     }
 
     /// The body of a successful answer, or the service's JSON error as a [`ClientError`].

@@ -60,6 +60,16 @@ fn start(store: &Path, limits: Limits) -> RunningService {
     RunningService::start(config, store, models).unwrap()
 }
 
+/// A service whose store holds the file's server key; returns the key's id.
+fn start_with_key(store: &Path, limits: Limits) -> (RunningService, String) {
+    let service = start(store, limits);
+    let key_id = service_client(&service)
+        .register_key(&keys().server)
+        .unwrap()
+        .key_id;
+    (service, key_id)
+}
+
 fn url(service: &RunningService) -> String {
     format!("http://{}", service.addr())
 }
@@ -241,12 +251,8 @@ fn bad_input_gets_a_json_error_and_leaves_other_clients_served() {
         body_timeout: Duration::from_secs(1),
         ..Limits::default()
     };
-    let service = start(store.path(), limits);
+    let (service, key_id) = start_with_key(store.path(), limits);
     let addr = service.addr();
-    let key_id = service_client(&service)
-        .register_key(&keys().server)
-        .unwrap()
-        .key_id;
     let infer = "/v1/models/tiny/infer";
     let with_key = [("x-key-id", key_id.as_str())];
     let expect = |(status, body): (u16, String), want_status: u16, want_code: &str| {
@@ -374,12 +380,8 @@ fn saturation_is_refused_and_shutdown_finishes_in_flight_calls() {
         key_uploads: 1,
         ..Limits::default()
     };
-    let service = start(store.path(), limits);
+    let (service, key_id) = start_with_key(store.path(), limits);
     let addr = service.addr();
-    let key_id = service_client(&service)
-        .register_key(&keys().server)
-        .unwrap()
-        .key_id;
     let interface = service_client(&service).model_interface("tiny").unwrap();
     let client = Client::new(keys().client.clone(), interface).unwrap();
     let good = client
