@@ -241,6 +241,10 @@ pub fn bench_serve(args: BenchServeArgs) -> anyhow::Result<()> {
         (0..args.requests).map(encrypt).collect::<Result<_, _>>()?;
     let endpoint = "POST /v1/models/{name}/infer";
     let warm_ups = service.metrics().endpoint_latency(endpoint);
+    let stage_warm_ups: Vec<_> = serve::STAGES
+        .iter()
+        .map(|stage| service.metrics().stage_latency(&name, stage))
+        .collect();
 
     println!(
         "{} requests of `{name}` ({bootstraps} bootstraps each) from {} concurrent clients ...",
@@ -344,6 +348,19 @@ pub fn bench_serve(args: BenchServeArgs) -> anyhow::Result<()> {
         ms(&server, 0.9),
         ms(&server, 0.99)
     );
+    println!("server stages (ms): p50 / p90 / p99");
+    for (stage, warm_ups) in serve::STAGES.iter().zip(&stage_warm_ups) {
+        let mut histogram = service.metrics().stage_latency(&name, stage);
+        histogram
+            .subtract(warm_ups)
+            .expect("the warm-ups are part of the same histogram");
+        println!(
+            "  {stage:<7} {:>9.1} {:>9.1} {:>9.1}",
+            ms(&histogram, 0.5),
+            ms(&histogram, 0.9),
+            ms(&histogram, 0.99)
+        );
+    }
     println!(
         "peak resident memory {peak_rss:.0} MiB (service with {} registered and loaded keys, and the bench's clients, in one process)",
         identities.len()

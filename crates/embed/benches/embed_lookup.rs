@@ -207,19 +207,25 @@ fn main() {
         3,
     );
     report("MiniLM-shaped 30522 x 384, one token", &token);
-    let prompt = 8;
+    // A whole 128-token prompt (MiniLM's truncation length), distinct ids, one query.
+    let prompt = 128;
+    let ids: Vec<u64> = (0..prompt as u64)
+        .map(|t| (2023 + 239 * t) % 30522)
+        .collect();
     let tokens = measure(
         &client,
         vec![minilm],
         vec![0; prompt],
         PackingOptions::default(),
-        &vec![2023; prompt],
+        &ids,
         1,
     );
     report(&format!("MiniLM-shaped, {prompt}-token prompt"), &tokens);
     println!(
-        "MiniLM: {:.0} KiB upload per token; 128-token prompt extrapolated: {:.1} s",
+        "MiniLM: {:.0} KiB upload per token; {prompt}-token prompt {:.2} s = {:.1} ms per token ({:.2}x the single-token lookup)",
         token.query_bytes as f64 / 1024.0,
-        tokens.server_ms / prompt as f64 * 128.0 / 1e3
+        tokens.server_ms / 1e3,
+        tokens.server_ms / prompt as f64,
+        tokens.server_ms / prompt as f64 / token.server_ms
     );
 }

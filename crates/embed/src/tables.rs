@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use fhe::{CoefficientSlot, GlweBatch, LweBatch, PackedMatrix, SeededGlweBatch};
+use fhe::{CoefficientSlot, GlweBatch, LweBatch, NttGlweBatch, PackedMatrix, SeededGlweBatch};
 use rayon::prelude::*;
 
 use crate::error::{EmbedError, Result};
@@ -321,23 +321,51 @@ impl PackedTables {
         }
         let refs = order.resolve(plan)?;
         let transformed = query.decompress().to_ntt()?;
-        let products = plan
+        let inputs = plan
             .groups
-            .par_iter()
+            .iter()
             .map(|group| {
-                let inputs = transformed.sub_batch(
+                Ok(transformed.sub_batch(
                     group.first_glwe..group.first_glwe + group.layout.input_glwe_count(),
-                )?;
-                Ok(matrices[group.matrix].apply(&inputs)?)
+                )?)
+            })
+            .collect::<Result<Vec<NttGlweBatch>>>()?;
+        // Groups reading the same packed matrix (the tokens of a prompt, whose plan names one
+        // matrix per token while the tables hold it once) run as one batched product.
+        let mut readers: Vec<(&PackedMatrix, Vec<usize>)> = Vec::new();
+        for (g, group) in plan.groups.iter().enumerate() {
+            let matrix = matrices[group.matrix];
+            match readers.iter_mut().find(|(m, _)| std::ptr::eq(*m, matrix)) {
+                Some((_, groups)) => groups.push(g),
+                None => readers.push((matrix, vec![g])),
+            }
+        }
+        let products = readers
+            .par_iter()
+            .map(|(matrix, groups)| {
+                let group_inputs: Vec<&NttGlweBatch> = groups.iter().map(|&g| &inputs[g]).collect();
+                Ok(matrix.apply_many(&group_inputs)?)
             })
             .collect::<Result<Vec<GlweBatch>>>()?;
-        let mut products = products.into_iter();
-        let mut glwes = products
-            .next()
-            .ok_or_else(|| EmbedError::InvalidArgument("a plan without lookups".into()))?;
-        for next in products {
-            glwes.append(&next)?;
-        }
+        let glwes = match readers.as_slice() {
+            // One matrix read by every group in plan order: already in place.
+            [(_, groups)] if groups.iter().copied().eq(0..plan.groups.len()) => {
+                products.into_iter().next().expect("one product batch")
+            }
+            _ => {
+                // Each group's outputs, in plan order, from its matrix's batch.
+                let mut parts = vec![None; plan.groups.len()];
+                for ((matrix, groups), batch) in readers.iter().zip(&products) {
+                    let count = matrix.layout().output_glwe_count();
+                    for (k, &g) in groups.iter().enumerate() {
+                        parts[g] = Some((batch, k * count..(k + 1) * count));
+                    }
+                }
+                let parts: Vec<(&GlweBatch, std::ops::Range<usize>)> =
+                    parts.into_iter().flatten().collect();
+                GlweBatch::gather(&parts)?
+            }
+        };
         let slots = refs.iter().map(|&r| plan.output_slot(r)).collect();
         Ok(PackedOutputs { glwes, slots })
     }

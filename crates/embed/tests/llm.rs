@@ -151,7 +151,12 @@ fn prompt_lookups_are_exact_in_every_declared_layout() {
     let table = model.table();
     let key = client();
     let server = TokenLookup::new(&key.parameters(), table).unwrap();
-    let ids = model.tokenize("w5 w6x w39 w20y", true).unwrap().ids;
+    let ids = model
+        .tokenize("w5 w6x w39 w20y w7 w8 w9 w10 w11", true)
+        .unwrap()
+        .ids;
+    // Many tokens through one batched product: each token's outputs must land in its place.
+    assert!(ids.len() >= 10, "{ids:?}");
     let plan = prompt_plan(&key.parameters(), table.table().shape(), ids.len()).unwrap();
     assert_eq!(plan.query_glwe_count(), ids.len());
     let query = plan.encrypt_query(key, &ids).unwrap();

@@ -223,29 +223,54 @@ impl GlweBatch {
         self.parameter_set
     }
 
-    /// Appends the ciphertexts of `other`.
+    /// The ciphertexts `range` of each part, in order, as one batch (one allocation, one copy).
     ///
     /// ```
-    /// use fhe::{ClientKey, Encoding, KeySeed, ParameterSetId, ScaleLog};
+    /// use fhe::{ClientKey, Encoding, GlweBatch, KeySeed, ParameterSetId, ScaleLog};
     /// let key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
     /// let encoding = Encoding::new(ScaleLog(40)).unwrap();
-    /// let mut a = key.encrypt_glwe_batch(&vec![1; 2048], encoding).unwrap().decompress();
-    /// a.append(&key.encrypt_glwe_batch(&vec![2; 2048], encoding).unwrap().decompress()).unwrap();
-    /// assert_eq!(key.decrypt_glwe_batch(&a, encoding).unwrap()[2048], 2);
+    /// let values: Vec<i64> = (0..3 * 2048).map(|i| i / 2048).collect();
+    /// let batch = key.encrypt_glwe_batch(&values, encoding).unwrap().decompress();
+    /// let gathered = GlweBatch::gather(&[(&batch, 2..3), (&batch, 0..1)]).unwrap();
+    /// let decrypted = key.decrypt_glwe_batch(&gathered, encoding).unwrap();
+    /// assert_eq!((decrypted[0], decrypted[2048]), (2, 0));
+    /// assert!(GlweBatch::gather(&[(&batch, 2..4)]).is_err());
     /// ```
-    pub fn append(&mut self, other: &GlweBatch) -> Result<()> {
-        check_parameter_set(self.parameter_set, other.parameter_set)?;
-        let params = self.parameter_set.parameters();
-        let mut words = Vec::with_capacity(self.list.as_ref().len() + other.list.as_ref().len());
-        words.extend_from_slice(self.list.as_ref());
-        words.extend_from_slice(other.list.as_ref());
-        self.list = GlweCiphertextList::from_container(
-            words,
-            params.glwe_size(),
-            params.tfhe_polynomial_size(),
-            params.ciphertext_modulus(),
-        );
-        Ok(())
+    pub fn gather(parts: &[(&GlweBatch, std::ops::Range<usize>)]) -> Result<GlweBatch> {
+        let (first, _) = parts.first().ok_or_else(|| {
+            FheError::InvalidArgument("gathering ciphertexts from no batch".into())
+        })?;
+        let parameter_set = first.parameter_set;
+        let params = parameter_set.parameters();
+        let glwe_words = params.glwe_polynomial_count() * params.polynomial_size().0;
+        let mut total = 0;
+        for (batch, range) in parts {
+            check_parameter_set(parameter_set, batch.parameter_set)?;
+            if range.start > range.end || range.end > batch.len() {
+                return Err(FheError::OutOfRange {
+                    what: "end of a gathered range",
+                    value: range.end as i128,
+                    min: range.start as i128,
+                    max: batch.len() as i128,
+                });
+            }
+            total += range.len();
+        }
+        let mut words = Vec::with_capacity(total * glwe_words);
+        for (batch, range) in parts {
+            words.extend_from_slice(
+                &batch.list.as_ref()[range.start * glwe_words..range.end * glwe_words],
+            );
+        }
+        Ok(GlweBatch {
+            parameter_set,
+            list: GlweCiphertextList::from_container(
+                words,
+                params.glwe_size(),
+                params.tfhe_polynomial_size(),
+                params.ciphertext_modulus(),
+            ),
+        })
     }
 
     /// Sample extraction: turns the chosen coefficients into LWE ciphertexts under the big key,

@@ -361,34 +361,68 @@ impl PackedMatrix {
     /// assert!(matrix.apply(&query.decompress().to_ntt().unwrap()).is_err());
     /// ```
     pub fn apply(&self, inputs: &NttGlweBatch) -> Result<GlweBatch> {
-        check_parameter_set(self.parameter_set, inputs.parameter_set)?;
-        if inputs.glwes.len() != self.layout.input_glwes {
-            return Err(FheError::LengthMismatch {
-                what: "input ciphertexts of a packed product",
-                expected: self.layout.input_glwes,
-                found: inputs.glwes.len(),
-            });
+        self.apply_many(&[inputs])
+    }
+
+    /// [`PackedMatrix::apply`] for several inputs at once (the tokens of a prompt, the rows of
+    /// a batch), in one batch: the outputs of input `i` are ciphertexts
+    /// `i * output_glwe_count .. (i + 1) * output_glwe_count`. Every output ciphertext is
+    /// computed in parallel and written in place.
+    ///
+    /// ```
+    /// use fhe::{ClientKey, Encoding, KeySeed, PackedMatVecLayout, PackedMatrix, ParameterSetId, ScaleLog};
+    /// let key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// let params = key.parameters();
+    /// let layout = PackedMatVecLayout::new(2, 3, params.polynomial_size()).unwrap();
+    /// let matrix = PackedMatrix::from_fn(&params, layout, |r, c| (r * 3 + c) as i64).unwrap();
+    /// let encoding = Encoding::new(ScaleLog(40)).unwrap();
+    /// let queries: Vec<_> = [[1, 0, 0], [0, 0, 1]]
+    ///     .iter()
+    ///     .map(|x| key.encrypt_glwe_batch(&layout.place_inputs(x).unwrap(), encoding).unwrap().decompress().to_ntt().unwrap())
+    ///     .collect();
+    /// let outputs = matrix.apply_many(&[&queries[0], &queries[1]]).unwrap();
+    /// assert_eq!(outputs.len(), 2 * layout.output_glwe_count());
+    /// let second = layout.output_glwe_count();
+    /// let slots: Vec<_> = (0..2).map(|r| layout.output_slot(r)).collect();
+    /// let shifted: Vec<_> = slots.iter().map(|s| fhe::CoefficientSlot { glwe: s.glwe + second, ..*s }).collect();
+    /// assert_eq!(key.decrypt_lwe_batch(&outputs.extract(&slots).unwrap(), encoding).unwrap(), vec![0, 3]);
+    /// assert_eq!(key.decrypt_lwe_batch(&outputs.extract(&shifted).unwrap(), encoding).unwrap(), vec![2, 5]);
+    /// ```
+    pub fn apply_many(&self, inputs: &[&NttGlweBatch]) -> Result<GlweBatch> {
+        for input in inputs {
+            check_parameter_set(self.parameter_set, input.parameter_set)?;
+            if input.glwes.len() != self.layout.input_glwes {
+                return Err(FheError::LengthMismatch {
+                    what: "input ciphertexts of a packed product",
+                    expected: self.layout.input_glwes,
+                    found: input.glwes.len(),
+                });
+            }
         }
         let params = self.parameter_set.parameters();
         let blocks = self.layout.input_glwes;
+        let outputs_per_input = self.layout.output_glwes;
         let glwe_words = params.glwe_polynomial_count() * params.polynomial_size().0;
-        let mut words = vec![0u64; self.layout.output_glwes * glwe_words];
+        let mut words = vec![0u64; inputs.len() * outputs_per_input * glwe_words];
         words
             .par_chunks_mut(glwe_words)
-            .zip(self.tiles.par_chunks(blocks))
-            .for_each(|(output, group_tiles)| {
+            .enumerate()
+            .for_each(|(index, output)| {
+                let (input, group) = (index / outputs_per_input, index % outputs_per_input);
+                let group_tiles = &self.tiles[group * blocks..(group + 1) * blocks];
+                if group_tiles.iter().all(Option::is_none) {
+                    return;
+                }
                 let mut accumulator =
                     NttAccumulator::new(&self.plan, params.glwe_polynomial_count());
-                let mut any_product = false;
-                for (input, tile) in inputs.glwes.iter().zip(group_tiles) {
-                    if let Some(tile) = tile {
-                        accumulator.add_product(&self.plan, input, tile);
-                        any_product = true;
-                    }
-                }
-                if any_product {
-                    output.copy_from_slice(&accumulator.finish(&self.plan));
-                }
+                let products: Vec<(&NttGlwe, &NttPolynomial)> = inputs[input]
+                    .glwes
+                    .iter()
+                    .zip(group_tiles)
+                    .filter_map(|(glwe, tile)| tile.as_ref().map(|tile| (glwe, tile)))
+                    .collect();
+                accumulator.add_products(&self.plan, &products);
+                accumulator.finish_into(&self.plan, output);
             });
         Ok(GlweBatch {
             parameter_set: self.parameter_set,

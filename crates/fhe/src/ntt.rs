@@ -129,30 +129,42 @@ impl NttAccumulator {
         }
     }
 
-    /// Adds `glwe * weights` (every polynomial of the ciphertext times the plaintext). The
-    /// caller keeps the accumulated L1 norm within [`MAX_ACCUMULATED_L1_NORM`].
-    pub(crate) fn add_product(&mut self, plan: &Plan32, glwe: &NttGlwe, weights: &NttPolynomial) {
+    /// Adds `sum_i glwe_i * weights_i` (every polynomial of each ciphertext times its
+    /// plaintext). The caller keeps the accumulated L1 norm within [`MAX_ACCUMULATED_L1_NORM`].
+    /// (Each product streams whole polynomials; a coefficient-blocked order that keeps the
+    /// accumulator in L1 measured 10-15% slower on the MiniLM table.)
+    pub(crate) fn add_products(&mut self, plan: &Plan32, products: &[(&NttGlwe, &NttPolynomial)]) {
         let n = plan.ntt_size();
-        for (accumulator, input) in self
-            .residues
-            .chunks_exact_mut(PRIME_COUNT * n)
-            .zip(glwe.residues.chunks_exact(PRIME_COUNT * n))
-        {
-            for (((prime_plan, accumulator), input), weights) in prime_plans(plan)
-                .into_iter()
-                .zip(accumulator.chunks_exact_mut(n))
-                .zip(input.chunks_exact(n))
-                .zip(weights.residues.chunks_exact(n))
+        for (glwe, weights) in products {
+            for (accumulator, input) in self
+                .residues
+                .chunks_exact_mut(PRIME_COUNT * n)
+                .zip(glwe.residues.chunks_exact(PRIME_COUNT * n))
             {
-                prime_plan.mul_accumulate(accumulator, input, weights);
+                for (((prime_plan, accumulator), input), weights) in prime_plans(plan)
+                    .into_iter()
+                    .zip(accumulator.chunks_exact_mut(n))
+                    .zip(input.chunks_exact(n))
+                    .zip(weights.residues.chunks_exact(n))
+                {
+                    prime_plan.mul_accumulate(accumulator, input, weights);
+                }
             }
         }
     }
 
     /// Inverse transform and CRT reconstruction: the raw words of the resulting GLWE.
-    pub(crate) fn finish(mut self, plan: &Plan32) -> Vec<u64> {
-        let n = plan.ntt_size();
+    #[cfg(test)]
+    pub(crate) fn finish(self, plan: &Plan32) -> Vec<u64> {
         let mut words = vec![0u64; self.residues.len() / PRIME_COUNT];
+        self.finish_into(plan, &mut words);
+        words
+    }
+
+    /// Like `finish`, writing the words into `words` (one GLWE's worth).
+    pub(crate) fn finish_into(mut self, plan: &Plan32, words: &mut [u64]) {
+        let n = plan.ntt_size();
+        debug_assert_eq!(words.len(), self.residues.len() / PRIME_COUNT);
         for (polynomial, residues) in words
             .chunks_exact_mut(n)
             .zip(self.residues.chunks_exact_mut(PRIME_COUNT * n))
@@ -160,7 +172,6 @@ impl NttAccumulator {
             let [r0, r1, r2, r3, r4] = split_residues(residues, n);
             plan.inv(polynomial, r0, r1, r2, r3, r4);
         }
-        words
     }
 }
 
@@ -210,10 +221,12 @@ mod tests {
                     *e = e.wrapping_add(p);
                 }
             }
-            accumulator.add_product(
+            accumulator.add_products(
                 &plan,
-                &NttGlwe::new(&plan, &glwe),
-                &NttPolynomial::new(&plan, &weights),
+                &[(
+                    &NttGlwe::new(&plan, &glwe),
+                    &NttPolynomial::new(&plan, &weights),
+                )],
             );
         }
         assert_eq!(accumulator.finish(&plan), expected);
@@ -233,9 +246,8 @@ mod tests {
         assert_eq!(tiles, 2048);
         let transformed_glwe = NttGlwe::new(&plan, &glwe);
         let mut accumulator = NttAccumulator::new(&plan, 1);
-        for _ in 0..tiles {
-            accumulator.add_product(&plan, &transformed_glwe, &transformed_weights);
-        }
+        let products = vec![(&transformed_glwe, &transformed_weights); tiles];
+        accumulator.add_products(&plan, &products);
         let single = negacyclic_reference(&glwe, &weights);
         let expected: Vec<u64> = single
             .iter()

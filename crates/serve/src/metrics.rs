@@ -101,6 +101,16 @@ impl Metrics {
             .map_or_else(latency_histogram, |(h, _)| h.clone())
     }
 
+    /// The histogram of `stage` (one of [`STAGES`]) of `model` so far (empty if none ran).
+    pub fn stage_latency(&self, model: &str, stage: &str) -> Histogram<u64> {
+        let tables = self.tables.lock().expect("metrics lock");
+        tables
+            .stages
+            .iter()
+            .find(|((m, s), _)| m == model && *s == stage)
+            .map_or_else(latency_histogram, |(_, h)| h.clone())
+    }
+
     /// Everything in the Prometheus text exposition format (summaries with quantiles).
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let tables = self.tables.lock().expect("metrics lock");
