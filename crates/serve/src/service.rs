@@ -30,7 +30,7 @@ pub const BINARY: &str = "application/octet-stream";
 
 /// Limits and pool sizes. The defaults suit one machine: FHE work on every core, one call
 /// running at a time (its bootstraps already use every core; on 2 cores a second concurrent call
-/// added under 5% throughput and made p99 1.5-2x p50 instead of 1.05x, see the README), and a
+/// added 2.5-5.3% throughput and made p99 1.5-2x p50 instead of 1.05x, see the README), and a
 /// short queue behind it.
 #[derive(Clone, Debug)]
 pub struct Limits {
