@@ -175,6 +175,8 @@ pub struct QuantizeArgs {
     pub activation_bits: Option<u32>,
     #[arg(long)]
     pub max_lut_bits: Option<u32>,
+    /// Most bits of the embedding entries (default 8); the width that tracks the float model
+    /// best on the calibration rows is chosen up to this.
     #[arg(long)]
     pub embedding_bits: Option<u32>,
     /// Seed of the simulated-noise evaluation.

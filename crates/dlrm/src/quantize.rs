@@ -7,10 +7,11 @@
 //! chosen so that the bootstrap noise (weight L2 norm times bootstrap output noise, plus the
 //! modulus-switch noise) stays `min_clean_sigmas` standard deviations inside half a box.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::quant::{
-    ActivationTable, InputQuantizer, IntLayer, IntTable, QuantizedModel, value_limit,
+    ActivationTable, Execution, InputQuantizer, IntLayer, IntTable, QuantizedModel, value_limit,
 };
 use crate::{
     DenseLayer, DlrmError, DlrmWeights, Interaction, MAX_LUT_BITS, MAX_VALUE_BITS, NoiseModel,
@@ -28,7 +29,11 @@ pub struct QuantizeConfig {
     pub activation_bits: u32,
     /// Most lookup-table bits (boxes `2^lut_bits`), at least `activation_bits`.
     pub max_lut_bits: u32,
-    /// Signed bits of the embedding codebook entries.
+    /// Most signed bits of the embedding codebook entries. The quantizer tries every width from
+    /// 2 up to this and keeps the one whose integer model tracks the float model best on the
+    /// calibration rows: embeddings share the first top layer's weight grid with the bottom
+    /// MLP's activations, and entries finer than those activations leave their weights only a
+    /// few integer levels (measured on the Criteo head: 8 bits cost 0.037 AUC, 4-5 bits none).
     pub embedding_bits: u32,
     /// Widens calibrated ranges by this fraction on each side.
     pub range_margin: f64,
@@ -92,6 +97,49 @@ pub fn quantize(
 ) -> Result<(QuantizedModel, Vec<LayerChoice>)> {
     weights.validate()?;
     validate_config(config)?;
+    if weights.config.tables.is_empty() {
+        return quantize_with_embedding_bits(weights, calibration, config, config.embedding_bits);
+    }
+    let mut best: Option<(f64, (QuantizedModel, Vec<LayerChoice>))> = None;
+    for bits in 2..=config.embedding_bits {
+        let candidate = quantize_with_embedding_bits(weights, calibration, config, bits)?;
+        let error = logit_error(weights, &candidate.0, calibration)?;
+        if best.as_ref().is_none_or(|(least, _)| error < *least) {
+            best = Some((error, candidate));
+        }
+    }
+    Ok(best.expect("at least one width was tried").1)
+}
+
+/// Rows of the calibration data the embedding width is chosen on.
+const WIDTH_SELECTION_ROWS: usize = 4000;
+
+/// Mean squared difference between the integer (exact) and the float logits on the first
+/// calibration rows.
+fn logit_error(
+    weights: &DlrmWeights,
+    model: &QuantizedModel,
+    calibration: &datasets::SplitData,
+) -> Result<f64> {
+    let rows = calibration.rows().min(WIDTH_SELECTION_ROWS);
+    let squares = (0..rows)
+        .into_par_iter()
+        .map(|r| {
+            let (dense, ids) = (calibration.dense_row(r), calibration.categorical_row(r));
+            let integer = model.logit(dense, ids, Execution::Exact, r as u64)?;
+            let float = f64::from(weights.forward(dense, ids)?);
+            Ok((integer - float).powi(2))
+        })
+        .collect::<Result<Vec<f64>>>()?;
+    Ok(squares.iter().sum::<f64>() / rows.max(1) as f64)
+}
+
+fn quantize_with_embedding_bits(
+    weights: &DlrmWeights,
+    calibration: &datasets::SplitData,
+    config: &QuantizeConfig,
+    embedding_bits: u32,
+) -> Result<(QuantizedModel, Vec<LayerChoice>)> {
     let c = &weights.config;
     if c.interaction != Interaction::Concat {
         return Err(DlrmError::config(
@@ -140,14 +188,14 @@ pub fn quantize(
             .iter()
             .fold(0f32, |m, v| m.max(v.abs()))
             .max(1e-12);
-        let scale = f64::from(max) / value_limit(config.embedding_bits) as f64;
+        let scale = f64::from(max) / value_limit(embedding_bits) as f64;
         let values = table
             .data
             .iter()
             .map(|&v| (f64::from(v) / scale).round() as i32)
             .collect();
         let int_table = IntTable {
-            value_bits: config.embedding_bits,
+            value_bits: embedding_bits,
             values,
         };
         for (r, (row_x, row_f)) in x.iter_mut().zip(&mut xf).enumerate() {

@@ -1,6 +1,7 @@
 //! Acceptance on UCI Cleveland (the fixed stratified split of `dlrm-he prepare uci`): the `uci`
 //! preset reaches AUC >= 0.90 and accuracy >= 0.83 on the test split, and its integer model,
-//! exact and with simulated bootstrap noise, stays within 0.01 AUC.
+//! exact and with simulated bootstrap noise, stays within 0.01 AUC; a wider embedding budget never
+//! makes the quantizer's choice track the float model worse.
 
 use datasets::PreparedDataset;
 use dlrm::{Dlrm, Execution, Metrics, ModelPreset, QuantizeConfig};
@@ -65,5 +66,31 @@ fn uci_preset_meets_the_acceptance_thresholds() {
             (metrics.auc - float.auc).abs() <= 0.01,
             "{name}: {metrics} vs float {float}"
         );
+    }
+
+    // The embedding width is chosen for fidelity to the float model: allowing more bits never
+    // makes the chosen model track the float logits worse on the calibration rows.
+    let logit_error = |model: &dlrm::QuantizedModel| -> f64 {
+        (0..train.rows())
+            .map(|r| {
+                let (dense, ids) = (train.dense_row(r), train.categorical_row(r));
+                let integer = model.logit(dense, ids, Execution::Exact, 0).unwrap();
+                let float = f64::from(weights.forward(dense, ids).unwrap());
+                (integer - float).powi(2)
+            })
+            .sum::<f64>()
+    };
+    let mut previous = f64::INFINITY;
+    for bits in 2..=8 {
+        let config = QuantizeConfig {
+            embedding_bits: bits,
+            ..QuantizeConfig::default()
+        };
+        let (model, _) = dlrm::quantize(&weights, &train, &config).unwrap();
+        assert!(model.tables.iter().all(|t| t.value_bits <= bits));
+        let error = logit_error(&model);
+        eprintln!("embedding bits <= {bits}: squared logit error {error:.3}");
+        assert!(error <= previous * (1.0 + 1e-9), "{error} after {previous}");
+        previous = error;
     }
 }
