@@ -95,6 +95,17 @@ impl IntoResponse for ApiError {
             error: &'a ApiError,
         }
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(Body { error: &self })).into_response()
+        let mut response = (status, axum::Json(Body { error: &self })).into_response();
+        // Saturation is temporary: tell clients when to try again.
+        if matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }

@@ -105,9 +105,17 @@ fn call(
 }
 
 fn read_answer(stream: &mut TcpStream) -> (u16, String) {
+    parse_answer(&read_raw(stream))
+}
+
+/// Everything the service sent, headers included.
+fn read_raw(stream: &mut TcpStream) -> String {
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).unwrap();
-    let text = String::from_utf8_lossy(&answer).into_owned();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn parse_answer(text: &str) -> (u16, String) {
     let status = text
         .split_whitespace()
         .nth(1)
@@ -400,8 +408,10 @@ fn saturation_is_refused_and_shutdown_finishes_in_flight_calls() {
     );
     std::thread::sleep(Duration::from_millis(300));
     let mut refused = stalled_call(addr, "/v1/models/tiny/infer", &key_id, good.len(), b"");
-    let (status, body) = read_answer(&mut refused);
+    let raw = read_raw(&mut refused);
+    let (status, body) = parse_answer(&raw);
     assert_eq!((status, error_code(&body).as_str()), (429, "overloaded"));
+    assert!(raw.to_ascii_lowercase().contains("retry-after: 1"), "{raw}");
     // Likewise for key uploads.
     let mut upload = stalled_call(
         addr,
