@@ -44,6 +44,9 @@ pub struct Limits {
     pub queue_timeout: Duration,
     /// Longest time to receive a body before the call is refused with 408 (slow clients).
     pub body_timeout: Duration,
+    /// Longest time to receive a request's headers before the connection is closed (clients
+    /// that open connections and trickle or never finish their headers).
+    pub header_timeout: Duration,
     /// Largest key upload.
     pub max_key_bytes: usize,
     /// Key uploads validated at once; more are refused with 429.
@@ -63,6 +66,7 @@ impl Default for Limits {
             queue: 4 * cores,
             queue_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
             max_key_bytes: 64 << 20,
             key_uploads: 2,
             max_batch: 32,
@@ -228,13 +232,9 @@ impl RunningService {
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)
                         .map_err(|e| ServeError::Start(e.to_string()))?;
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async move {
-                            stop_requested(stopped, signals).await;
-                            state.ready.store(false, Ordering::SeqCst);
-                        })
-                        .await
-                        .map_err(|e| ServeError::Start(e.to_string()))
+                    accept_until_stopped(listener, app, &state, stop_requested(stopped, signals))
+                        .await;
+                    Ok(())
                 })
             })
             .map_err(|e| ServeError::Start(e.to_string()))?;
@@ -286,6 +286,43 @@ impl Drop for RunningService {
         }
         let _ = self.join();
     }
+}
+
+/// Serves connections (HTTP/1.1, with a header-read timeout) until `stop` completes, then stops
+/// accepting, asks open connections to close after their current call, and waits for them.
+async fn accept_until_stopped(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    state: &Shared,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(state.limits.header_timeout);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                // A failed accept (out of descriptors, a reset) concerns one connection only;
+                // pause briefly so a persistent one does not spin.
+                let Ok((stream, _)) = accepted else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            _ = &mut stop => break,
+        }
+    }
+    state.ready.store(false, Ordering::SeqCst);
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 async fn stop_requested(stopped: oneshot::Receiver<()>, signals: bool) {

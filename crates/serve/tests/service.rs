@@ -257,6 +257,7 @@ fn bad_input_gets_a_json_error_and_leaves_other_clients_served() {
     let store = tempfile::tempdir().unwrap();
     let limits = Limits {
         body_timeout: Duration::from_secs(1),
+        header_timeout: Duration::from_secs(1),
         ..Limits::default()
     };
     let (service, key_id) = start_with_key(store.path(), limits);
@@ -366,6 +367,19 @@ fn bad_input_gets_a_json_error_and_leaves_other_clients_served() {
     );
     expect(call(addr, "GET", "/v1/nothing", &[], b""), 404, "not_found");
 
+    // A client that never finishes its headers is disconnected after the header timeout.
+    let mut trickle = TcpStream::connect(addr).unwrap();
+    trickle
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    trickle
+        .write_all(b"POST /v1/keys HTTP/1.1\r\nhost: te")
+        .unwrap();
+    let mut rest = Vec::new();
+    assert!(
+        trickle.read_to_end(&mut rest).is_ok(),
+        "the connection stayed open"
+    );
     // A slow client is cut off after the body timeout.
     let mut slow = stalled_call(addr, infer, &key_id, good.len(), &good[..100]);
     expect(read_answer(&mut slow), 408, "body_timeout");
