@@ -261,6 +261,14 @@ impl PackedTables {
         query: &SeededGlweBatch,
         order: &OutputOrder,
     ) -> Result<LweBatch> {
+        let refs = order.resolve(plan)?;
+        let batched = self.batched(plan, query)?;
+        if let Some(matrix) = batched.single_matrix_in_plan_order(plan) {
+            // Extract while computing: the output ciphertexts are never all held at once.
+            let slots: Vec<CoefficientSlot> = refs.iter().map(|&r| plan.output_slot(r)).collect();
+            let inputs: Vec<&NttGlweBatch> = batched.inputs.iter().collect();
+            return Ok(matrix.apply_many_extract(&inputs, &slots)?);
+        }
         let packed = self.lookup_packed_with_plan(plan, query, order)?;
         Ok(packed.glwes.extract(&packed.slots)?)
     }
@@ -310,36 +318,8 @@ impl PackedTables {
         query: &SeededGlweBatch,
         order: &OutputOrder,
     ) -> Result<PackedOutputs> {
-        let matrices = self.matrices_for(plan)?;
-        let expected = plan.query_glwe_count();
-        if query.len() != expected {
-            return Err(EmbedError::SizeMismatch {
-                what: "query ciphertexts".into(),
-                expected,
-                found: query.len(),
-            });
-        }
         let refs = order.resolve(plan)?;
-        let transformed = query.decompress().to_ntt()?;
-        let inputs = plan
-            .groups
-            .iter()
-            .map(|group| {
-                Ok(transformed.sub_batch(
-                    group.first_glwe..group.first_glwe + group.layout.input_glwe_count(),
-                )?)
-            })
-            .collect::<Result<Vec<NttGlweBatch>>>()?;
-        // Groups reading the same packed matrix (the tokens of a prompt, whose plan names one
-        // matrix per token while the tables hold it once) run as one batched product.
-        let mut readers: Vec<(&PackedMatrix, Vec<usize>)> = Vec::new();
-        for (g, group) in plan.groups.iter().enumerate() {
-            let matrix = matrices[group.matrix];
-            match readers.iter_mut().find(|(m, _)| std::ptr::eq(*m, matrix)) {
-                Some((_, groups)) => groups.push(g),
-                None => readers.push((matrix, vec![g])),
-            }
-        }
+        let Batched { inputs, readers } = self.batched(plan, query)?;
         let products = readers
             .par_iter()
             .map(|(matrix, groups)| {
@@ -368,6 +348,38 @@ impl PackedTables {
         };
         let slots = refs.iter().map(|&r| plan.output_slot(r)).collect();
         Ok(PackedOutputs { glwes, slots })
+    }
+
+    /// The query of `plan` split into its groups' transformed inputs, and the groups grouped by
+    /// the packed matrix they read. Groups reading the same matrix (the tokens of a prompt,
+    /// whose plan names one matrix per token while the tables hold it once) then run as one
+    /// batched product.
+    fn batched<'a>(&'a self, plan: &LookupPlan, query: &SeededGlweBatch) -> Result<Batched<'a>> {
+        let matrices = self.matrices_for(plan)?;
+        let expected = plan.query_glwe_count();
+        if query.len() != expected {
+            return Err(EmbedError::SizeMismatch {
+                what: "query ciphertexts".into(),
+                expected,
+                found: query.len(),
+            });
+        }
+        // Groups take consecutive query ciphertexts, in plan order.
+        let lengths: Vec<usize> = plan
+            .groups
+            .iter()
+            .map(|group| group.layout.input_glwe_count())
+            .collect();
+        let inputs = query.decompress().to_ntt()?.split(&lengths)?;
+        let mut readers: Vec<(&PackedMatrix, Vec<usize>)> = Vec::new();
+        for (g, group) in plan.groups.iter().enumerate() {
+            let matrix = matrices[group.matrix];
+            match readers.iter_mut().find(|(m, _)| std::ptr::eq(*m, matrix)) {
+                Some((_, groups)) => groups.push(g),
+                None => readers.push((matrix, vec![g])),
+            }
+        }
+        Ok(Batched { inputs, readers })
     }
 
     /// The packed matrix of every matrix of `plan` (indexed like `plan.matrix_tables`), or an
@@ -401,5 +413,22 @@ impl PackedTables {
                     })
             })
             .collect()
+    }
+}
+
+/// A query split by group, and the groups of each packed matrix (see `PackedTables::batched`).
+struct Batched<'a> {
+    inputs: Vec<NttGlweBatch>,
+    readers: Vec<(&'a PackedMatrix, Vec<usize>)>,
+}
+
+impl<'a> Batched<'a> {
+    /// The matrix, when one matrix serves every group of `plan` in plan order: its batched
+    /// outputs are then laid out exactly as the plan's output slots count them.
+    fn single_matrix_in_plan_order(&self, plan: &LookupPlan) -> Option<&'a PackedMatrix> {
+        match self.readers.as_slice() {
+            [(matrix, groups)] if groups.iter().copied().eq(0..plan.groups.len()) => Some(*matrix),
+            _ => None,
+        }
     }
 }

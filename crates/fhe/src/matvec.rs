@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use tfhe::core_crypto::prelude::*;
 use tfhe_ntt::native64::Plan32;
 
-use crate::ciphertext::{CoefficientSlot, GlweBatch};
+use crate::ciphertext::{CoefficientSlot, GlweBatch, LweBatch};
 use crate::error::{FheError, Result};
 use crate::keys::check_parameter_set;
 use crate::ntt::{self, MAX_ACCUMULATED_L1_NORM, NttAccumulator, NttGlwe, NttPolynomial};
@@ -389,6 +389,142 @@ impl PackedMatrix {
     /// assert_eq!(key.decrypt_lwe_batch(&outputs.extract(&shifted).unwrap(), encoding).unwrap(), vec![2, 5]);
     /// ```
     pub fn apply_many(&self, inputs: &[&NttGlweBatch]) -> Result<GlweBatch> {
+        self.check_inputs(inputs)?;
+        let params = self.parameter_set.parameters();
+        let outputs_per_input = self.layout.output_glwes;
+        let glwe_words = params.glwe_polynomial_count() * params.polynomial_size().0;
+        let mut words = vec![0u64; inputs.len() * outputs_per_input * glwe_words];
+        words
+            .par_chunks_mut(glwe_words)
+            .enumerate()
+            .for_each(|(index, output)| self.output_into(inputs, index, output));
+        Ok(GlweBatch {
+            parameter_set: self.parameter_set,
+            list: GlweCiphertextList::from_container(
+                words,
+                params.glwe_size(),
+                params.tfhe_polynomial_size(),
+                params.ciphertext_modulus(),
+            ),
+        })
+    }
+
+    /// [`PackedMatrix::apply_many`] then [`GlweBatch::extract`] of `slots` (indexed like the
+    /// batch `apply_many` returns), without keeping the output ciphertexts: each one is computed
+    /// into a reused buffer, its requested coefficients extracted, and the buffer reused. For a
+    /// large one-hot table most of an output is never read, and keeping them all costs memory
+    /// and time (1.5 GB for a 128-token MiniLM prompt).
+    ///
+    /// ```
+    /// use fhe::{ClientKey, CoefficientSlot, Encoding, KeySeed, PackedMatVecLayout, PackedMatrix, ParameterSetId, ScaleLog};
+    /// let key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// let params = key.parameters();
+    /// let layout = PackedMatVecLayout::new(2, 3, params.polynomial_size()).unwrap();
+    /// let matrix = PackedMatrix::from_fn(&params, layout, |r, c| (r * 3 + c) as i64).unwrap();
+    /// let encoding = Encoding::new(ScaleLog(40)).unwrap();
+    /// let queries: Vec<_> = [[1, 0, 0], [0, 0, 1]]
+    ///     .iter()
+    ///     .map(|x| key.encrypt_glwe_batch(&layout.place_inputs(x).unwrap(), encoding).unwrap().decompress().to_ntt().unwrap())
+    ///     .collect();
+    /// let second = layout.output_glwe_count();
+    /// let slots: Vec<CoefficientSlot> = (0..2)
+    ///     .map(|r| CoefficientSlot { glwe: second + layout.output_slot(r).glwe, ..layout.output_slot(r) })
+    ///     .chain([layout.output_slot(1)])
+    ///     .collect();
+    /// let outputs = matrix.apply_many_extract(&[&queries[0], &queries[1]], &slots).unwrap();
+    /// assert_eq!(key.decrypt_lwe_batch(&outputs, encoding).unwrap(), vec![2, 5, 3]);
+    /// let beyond = CoefficientSlot { glwe: 2 * second, coefficient: 0 };
+    /// assert!(matrix.apply_many_extract(&[&queries[0], &queries[1]], &[beyond]).is_err());
+    /// ```
+    pub fn apply_many_extract(
+        &self,
+        inputs: &[&NttGlweBatch],
+        slots: &[CoefficientSlot],
+    ) -> Result<LweBatch> {
+        self.check_inputs(inputs)?;
+        let params = self.parameter_set.parameters();
+        let outputs = inputs.len() * self.layout.output_glwes;
+        let n = params.polynomial_size().0;
+        if let Some(bad) = slots
+            .iter()
+            .find(|s| s.glwe >= outputs || s.coefficient >= n)
+        {
+            return Err(FheError::OutOfRange {
+                what: "output slot of a packed product",
+                value: bad.glwe.max(bad.coefficient) as i128,
+                min: 0,
+                max: outputs.min(n) as i128 - 1,
+            });
+        }
+        let lwe_size = params.tfhe_big_lwe_dimension().to_lwe_size();
+        let mut list = LweCiphertextList::new(
+            0u64,
+            lwe_size,
+            LweCiphertextCount(slots.len()),
+            params.ciphertext_modulus(),
+        );
+        // Each requested LWE, grouped by the output ciphertext it is extracted from.
+        let mut wanted: Vec<Vec<(usize, &mut [u64])>> = (0..outputs).map(|_| Vec::new()).collect();
+        for (words, slot) in list.as_mut().chunks_mut(lwe_size.0).zip(slots) {
+            wanted[slot.glwe].push((slot.coefficient, words));
+        }
+        let glwe_words = params.glwe_polynomial_count() * n;
+        wanted
+            .into_par_iter()
+            .enumerate()
+            .filter(|(_, lwes)| !lwes.is_empty())
+            .for_each_init(
+                || vec![0u64; glwe_words],
+                |buffer, (index, lwes)| {
+                    self.output_into(inputs, index, buffer);
+                    let glwe = GlweCiphertext::from_container(
+                        &buffer[..],
+                        params.tfhe_polynomial_size(),
+                        params.ciphertext_modulus(),
+                    );
+                    for (coefficient, words) in lwes {
+                        let mut lwe =
+                            LweCiphertext::from_container(words, params.ciphertext_modulus());
+                        extract_lwe_sample_from_glwe_ciphertext(
+                            &glwe,
+                            &mut lwe,
+                            MonomialDegree(coefficient),
+                        );
+                    }
+                },
+            );
+        Ok(LweBatch {
+            parameter_set: self.parameter_set,
+            list,
+        })
+    }
+
+    /// Writes output ciphertext `index` (input-major, as in [`PackedMatrix::apply_many`]) into
+    /// `output`: zeros when its row group has no tile.
+    fn output_into(&self, inputs: &[&NttGlweBatch], index: usize, output: &mut [u64]) {
+        let params = self.parameter_set.parameters();
+        let blocks = self.layout.input_glwes;
+        let (input, group) = (
+            index / self.layout.output_glwes,
+            index % self.layout.output_glwes,
+        );
+        let group_tiles = &self.tiles[group * blocks..(group + 1) * blocks];
+        let products: Vec<(&NttGlwe, &NttPolynomial)> = inputs[input]
+            .glwes
+            .iter()
+            .zip(group_tiles)
+            .filter_map(|(glwe, tile)| tile.as_ref().map(|tile| (glwe, tile)))
+            .collect();
+        if products.is_empty() {
+            output.fill(0);
+            return;
+        }
+        let mut accumulator = NttAccumulator::new(&self.plan, params.glwe_polynomial_count());
+        accumulator.add_products(&self.plan, &products);
+        accumulator.finish_into(&self.plan, output);
+    }
+
+    fn check_inputs(&self, inputs: &[&NttGlweBatch]) -> Result<()> {
         for input in inputs {
             check_parameter_set(self.parameter_set, input.parameter_set)?;
             if input.glwes.len() != self.layout.input_glwes {
@@ -399,40 +535,7 @@ impl PackedMatrix {
                 });
             }
         }
-        let params = self.parameter_set.parameters();
-        let blocks = self.layout.input_glwes;
-        let outputs_per_input = self.layout.output_glwes;
-        let glwe_words = params.glwe_polynomial_count() * params.polynomial_size().0;
-        let mut words = vec![0u64; inputs.len() * outputs_per_input * glwe_words];
-        words
-            .par_chunks_mut(glwe_words)
-            .enumerate()
-            .for_each(|(index, output)| {
-                let (input, group) = (index / outputs_per_input, index % outputs_per_input);
-                let group_tiles = &self.tiles[group * blocks..(group + 1) * blocks];
-                if group_tiles.iter().all(Option::is_none) {
-                    return;
-                }
-                let mut accumulator =
-                    NttAccumulator::new(&self.plan, params.glwe_polynomial_count());
-                let products: Vec<(&NttGlwe, &NttPolynomial)> = inputs[input]
-                    .glwes
-                    .iter()
-                    .zip(group_tiles)
-                    .filter_map(|(glwe, tile)| tile.as_ref().map(|tile| (glwe, tile)))
-                    .collect();
-                accumulator.add_products(&self.plan, &products);
-                accumulator.finish_into(&self.plan, output);
-            });
-        Ok(GlweBatch {
-            parameter_set: self.parameter_set,
-            list: GlweCiphertextList::from_container(
-                words,
-                params.glwe_size(),
-                params.tfhe_polynomial_size(),
-                params.ciphertext_modulus(),
-            ),
-        })
+        Ok(())
     }
 }
 
@@ -467,27 +570,34 @@ impl NttGlweBatch {
         self.glwes.is_empty()
     }
 
-    /// The ciphertexts `range` of the batch, for a product that reads only part of a query.
+    /// Splits the batch into consecutive batches of `lengths` ciphertexts (which must add up to
+    /// the batch's length), moving the ciphertexts: one product per part of a query.
     ///
     /// ```
     /// use fhe::{ClientKey, Encoding, KeySeed, ParameterSetId, ScaleLog};
     /// let key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
     /// let query = key.encrypt_glwe_batch(&vec![0; 3 * 2048], Encoding::new(ScaleLog(40)).unwrap()).unwrap();
-    /// let all = query.decompress().to_ntt().unwrap();
-    /// assert_eq!(all.sub_batch(1..3).unwrap().len(), 2);
-    /// assert!(all.sub_batch(2..4).is_err());
+    /// let parts = query.decompress().to_ntt().unwrap().split(&[1, 2]).unwrap();
+    /// assert_eq!((parts[0].len(), parts[1].len()), (1, 2));
+    /// assert!(query.decompress().to_ntt().unwrap().split(&[1, 1]).is_err());
     /// ```
-    pub fn sub_batch(&self, range: std::ops::Range<usize>) -> Result<NttGlweBatch> {
-        let glwes = self.glwes.get(range.clone()).ok_or(FheError::OutOfRange {
-            what: "end of a ciphertext range",
-            value: range.end as i128,
-            min: 0,
-            max: self.glwes.len() as i128,
-        })?;
-        Ok(NttGlweBatch {
-            parameter_set: self.parameter_set,
-            glwes: glwes.to_vec(),
-        })
+    pub fn split(self, lengths: &[usize]) -> Result<Vec<NttGlweBatch>> {
+        let total: usize = lengths.iter().sum();
+        if total != self.glwes.len() {
+            return Err(FheError::LengthMismatch {
+                what: "ciphertexts split into parts",
+                expected: self.glwes.len(),
+                found: total,
+            });
+        }
+        let mut glwes = self.glwes.into_iter();
+        Ok(lengths
+            .iter()
+            .map(|&length| NttGlweBatch {
+                parameter_set: self.parameter_set,
+                glwes: glwes.by_ref().take(length).collect(),
+            })
+            .collect())
     }
 }
 
