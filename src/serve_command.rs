@@ -185,16 +185,22 @@ pub fn bench_serve(args: BenchServeArgs) -> anyhow::Result<()> {
     if args.clients == 0 || args.requests == 0 || args.registered_keys == 0 {
         bail!("--clients, --requests and --registered-keys must be at least 1");
     }
-    let session = Session::open(&args.session.model, &args.session.keys)?;
+    // The session's prepared model is what the service serves.
+    let Session {
+        model: quantized,
+        server: model,
+        client_key,
+        ..
+    } = Session::open(&args.session.model, &args.session.keys)?;
     let name = model_name(&args.session.model)?;
-    let parameter_set = session.client_key.parameters().id();
+    let parameter_set = client_key.parameters().id();
     let rows = split_rows(&args.session.data, &args.split, args.requests)?;
     let store_dir = tempfile::tempdir()?;
-    let model = ServerModel::new(&session.model, parameter_set)?;
     let bootstraps = model.plan().bootstraps();
+    let limits = args.limits.limits();
     let config = ServiceConfig {
         addr: "127.0.0.1:0".parse().expect("a valid address"),
-        limits: args.limits.limits(),
+        limits: limits.clone(),
         handle_signals: false,
     };
     let store = Arc::new(DirectoryKeyStore::open(store_dir.path())?);
@@ -214,7 +220,7 @@ pub fn bench_serve(args: BenchServeArgs) -> anyhow::Result<()> {
     let mut identities = Vec::with_capacity(args.registered_keys);
     let first = client::KeyDirectory::open(&args.session.keys)?.load_server_key()?;
     identities.push(Identity {
-        client: Client::new(session.client_key.clone(), interface.clone())?,
+        client: Client::new(client_key, interface.clone())?,
         key_id: http.register_key(&first)?.key_id,
     });
     for _ in 1..args.registered_keys {
@@ -294,7 +300,7 @@ pub fn bench_serve(args: BenchServeArgs) -> anyhow::Result<()> {
     let mut errors = Vec::new();
     let mut wrong = 0;
     let mut answered = 0;
-    let bound = 6.0 * session.model.output_noise_sd().max(1.0);
+    let bound = 6.0 * quantized.output_noise_sd().max(1.0);
     for result in &results {
         latency.add(&result.latency).expect("same histogram bounds");
         errors.extend(result.errors.iter().cloned());
@@ -302,9 +308,7 @@ pub fn bench_serve(args: BenchServeArgs) -> anyhow::Result<()> {
             let (identity, _) = &requests[*index];
             let prediction = identities[*identity].client.decrypt_bytes(bytes)?;
             let row = &rows[index % rows.len()];
-            let reference = session
-                .model
-                .forward(&session.model.quantize_input(&row.dense), &row.ids)?;
+            let reference = quantized.forward(&quantized.quantize_input(&row.dense), &row.ids)?;
             answered += 1;
             if (prediction.logit_numerator > 0.0) != (reference > 0)
                 && (prediction.logit_numerator - reference as f64).abs() > bound
@@ -321,8 +325,8 @@ pub fn bench_serve(args: BenchServeArgs) -> anyhow::Result<()> {
     println!(
         "machine: {} cores; service: {} FHE threads, {} workers",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        args.limits.limits().fhe_threads,
-        args.limits.limits().workers
+        limits.fhe_threads,
+        limits.workers
     );
     println!(
         "answered {answered} of {} in {:.1} s: throughput {:.2} requests/s; errors {}; answers far from the reference {wrong}",

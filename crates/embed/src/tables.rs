@@ -263,14 +263,13 @@ impl PackedTables {
     ) -> Result<LweBatch> {
         let refs = order.resolve(plan)?;
         let batched = self.batched(plan, query)?;
+        let slots: Vec<CoefficientSlot> = refs.iter().map(|&r| plan.output_slot(r)).collect();
         if let Some(matrix) = batched.single_matrix_in_plan_order(plan) {
             // Extract while computing: the output ciphertexts are never all held at once.
-            let slots: Vec<CoefficientSlot> = refs.iter().map(|&r| plan.output_slot(r)).collect();
             let inputs: Vec<&NttGlweBatch> = batched.inputs.iter().collect();
             return Ok(matrix.apply_many_extract(&inputs, &slots)?);
         }
-        let packed = self.lookup_packed_with_plan(plan, query, order)?;
-        Ok(packed.glwes.extract(&packed.slots)?)
+        Ok(batched.products(plan)?.extract(&slots)?)
     }
 
     /// Like [`PackedTables::lookup`] but leaves the outputs in GLWE coefficients.
@@ -319,33 +318,7 @@ impl PackedTables {
         order: &OutputOrder,
     ) -> Result<PackedOutputs> {
         let refs = order.resolve(plan)?;
-        let Batched { inputs, readers } = self.batched(plan, query)?;
-        let products = readers
-            .par_iter()
-            .map(|(matrix, groups)| {
-                let group_inputs: Vec<&NttGlweBatch> = groups.iter().map(|&g| &inputs[g]).collect();
-                Ok(matrix.apply_many(&group_inputs)?)
-            })
-            .collect::<Result<Vec<GlweBatch>>>()?;
-        let glwes = match readers.as_slice() {
-            // One matrix read by every group in plan order: already in place.
-            [(_, groups)] if groups.iter().copied().eq(0..plan.groups.len()) => {
-                products.into_iter().next().expect("one product batch")
-            }
-            _ => {
-                // Each group's outputs, in plan order, from its matrix's batch.
-                let mut parts = vec![None; plan.groups.len()];
-                for ((matrix, groups), batch) in readers.iter().zip(&products) {
-                    let count = matrix.layout().output_glwe_count();
-                    for (k, &g) in groups.iter().enumerate() {
-                        parts[g] = Some((batch, k * count..(k + 1) * count));
-                    }
-                }
-                let parts: Vec<(&GlweBatch, std::ops::Range<usize>)> =
-                    parts.into_iter().flatten().collect();
-                GlweBatch::gather(&parts)?
-            }
-        };
+        let glwes = self.batched(plan, query)?.products(plan)?;
         let slots = refs.iter().map(|&r| plan.output_slot(r)).collect();
         Ok(PackedOutputs { glwes, slots })
     }
@@ -430,5 +403,32 @@ impl<'a> Batched<'a> {
             [(matrix, groups)] if groups.iter().copied().eq(0..plan.groups.len()) => Some(*matrix),
             _ => None,
         }
+    }
+
+    /// Every group's output ciphertexts, in plan order (the layout `plan.output_slot` counts).
+    fn products(&self, plan: &LookupPlan) -> Result<GlweBatch> {
+        let products = self
+            .readers
+            .par_iter()
+            .map(|(matrix, groups)| {
+                let inputs: Vec<&NttGlweBatch> = groups.iter().map(|&g| &self.inputs[g]).collect();
+                Ok(matrix.apply_many(&inputs)?)
+            })
+            .collect::<Result<Vec<GlweBatch>>>()?;
+        if self.single_matrix_in_plan_order(plan).is_some() {
+            // Already in place.
+            return Ok(products.into_iter().next().expect("one product batch"));
+        }
+        // Each group's outputs, in plan order, from its matrix's batch.
+        let mut parts = vec![None; plan.groups.len()];
+        for ((matrix, groups), batch) in self.readers.iter().zip(&products) {
+            let count = matrix.layout().output_glwe_count();
+            for (k, &g) in groups.iter().enumerate() {
+                parts[g] = Some((batch, k * count..(k + 1) * count));
+            }
+        }
+        let parts: Vec<(&GlweBatch, std::ops::Range<usize>)> =
+            parts.into_iter().flatten().collect();
+        Ok(GlweBatch::gather(&parts)?)
     }
 }

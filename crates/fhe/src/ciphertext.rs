@@ -289,32 +289,7 @@ impl GlweBatch {
     /// ```
     pub fn extract(&self, slots: &[CoefficientSlot]) -> Result<LweBatch> {
         let params = self.parameter_set.parameters();
-        let polynomial_size = params.polynomial_size().0;
-        for slot in slots {
-            if slot.glwe >= self.len() {
-                return Err(FheError::OutOfRange {
-                    what: "GLWE index of a slot",
-                    value: slot.glwe as i128,
-                    min: 0,
-                    max: self.len() as i128 - 1,
-                });
-            }
-            if slot.coefficient >= polynomial_size {
-                return Err(FheError::OutOfRange {
-                    what: "coefficient index of a slot",
-                    value: slot.coefficient as i128,
-                    min: 0,
-                    max: polynomial_size as i128 - 1,
-                });
-            }
-        }
-        let lwe_size = params.tfhe_big_lwe_dimension().to_lwe_size();
-        let mut list = LweCiphertextList::new(
-            0u64,
-            lwe_size,
-            LweCiphertextCount(slots.len()),
-            params.ciphertext_modulus(),
-        );
+        let (mut list, lwe_size) = extraction_list(params, slots, self.len())?;
         list.as_mut()
             .par_chunks_mut(lwe_size.0)
             .zip(slots.par_iter())
@@ -331,6 +306,42 @@ impl GlweBatch {
             list,
         })
     }
+}
+
+/// Checks that every slot names one of `glwe_count` ciphertexts and a coefficient of the
+/// polynomial, and returns the zeroed LWE list the extracted samples go into, with its LWE size.
+pub(crate) fn extraction_list(
+    params: FheParameters,
+    slots: &[CoefficientSlot],
+    glwe_count: usize,
+) -> Result<(LweCiphertextListOwned<u64>, LweSize)> {
+    let polynomial_size = params.polynomial_size().0;
+    for slot in slots {
+        if slot.glwe >= glwe_count {
+            return Err(FheError::OutOfRange {
+                what: "GLWE index of a slot",
+                value: slot.glwe as i128,
+                min: 0,
+                max: glwe_count as i128 - 1,
+            });
+        }
+        if slot.coefficient >= polynomial_size {
+            return Err(FheError::OutOfRange {
+                what: "coefficient index of a slot",
+                value: slot.coefficient as i128,
+                min: 0,
+                max: polynomial_size as i128 - 1,
+            });
+        }
+    }
+    let lwe_size = params.tfhe_big_lwe_dimension().to_lwe_size();
+    let list = LweCiphertextList::new(
+        0u64,
+        lwe_size,
+        LweCiphertextCount(slots.len()),
+        params.ciphertext_modulus(),
+    );
+    Ok((list, lwe_size))
 }
 
 /// LWE ciphertexts under the big key (dimension `k * N`), stored contiguously: the operand of

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use tfhe::core_crypto::prelude::*;
 use tfhe_ntt::native64::Plan32;
 
-use crate::ciphertext::{CoefficientSlot, GlweBatch, LweBatch};
+use crate::ciphertext::{CoefficientSlot, GlweBatch, LweBatch, extraction_list};
 use crate::error::{FheError, Result};
 use crate::keys::check_parameter_set;
 use crate::ntt::{self, MAX_ACCUMULATED_L1_NORM, NttAccumulator, NttGlwe, NttPolynomial};
@@ -444,31 +444,13 @@ impl PackedMatrix {
         self.check_inputs(inputs)?;
         let params = self.parameter_set.parameters();
         let outputs = inputs.len() * self.layout.output_glwes;
-        let n = params.polynomial_size().0;
-        if let Some(bad) = slots
-            .iter()
-            .find(|s| s.glwe >= outputs || s.coefficient >= n)
-        {
-            return Err(FheError::OutOfRange {
-                what: "output slot of a packed product",
-                value: bad.glwe.max(bad.coefficient) as i128,
-                min: 0,
-                max: outputs.min(n) as i128 - 1,
-            });
-        }
-        let lwe_size = params.tfhe_big_lwe_dimension().to_lwe_size();
-        let mut list = LweCiphertextList::new(
-            0u64,
-            lwe_size,
-            LweCiphertextCount(slots.len()),
-            params.ciphertext_modulus(),
-        );
+        let (mut list, lwe_size) = extraction_list(params, slots, outputs)?;
         // Each requested LWE, grouped by the output ciphertext it is extracted from.
         let mut wanted: Vec<Vec<(usize, &mut [u64])>> = (0..outputs).map(|_| Vec::new()).collect();
         for (words, slot) in list.as_mut().chunks_mut(lwe_size.0).zip(slots) {
             wanted[slot.glwe].push((slot.coefficient, words));
         }
-        let glwe_words = params.glwe_polynomial_count() * n;
+        let glwe_words = params.glwe_polynomial_count() * params.polynomial_size().0;
         wanted
             .into_par_iter()
             .enumerate()
