@@ -83,6 +83,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         activation_bits: None,
         max_lut_bits: None,
         embedding_bits: None,
+        lookup_headroom_bits: None,
+        qat_epochs: 0,
+        qat_learning_rate: 1e-4,
+        finetuned_out: None,
         simulate_seed: 1,
     })?;
     println!("== 5/6 generate keys");

@@ -179,6 +179,23 @@ pub struct QuantizeArgs {
     /// best on the calibration rows is chosen up to this.
     #[arg(long)]
     pub embedding_bits: Option<u32>,
+    /// Extra bits of the first top layer's weights on embedding columns (default 6; 0 puts
+    /// every column of that layer on one weight grid).
+    #[arg(long)]
+    pub lookup_headroom_bits: Option<u32>,
+    /// Epochs of quantization-aware fine-tuning after post-training quantization (0: none).
+    /// Each epoch trains with the integer model's rounding in the forward pass and
+    /// re-quantizes; the epoch whose integer model has the lowest validation log loss is kept
+    /// (the calibration rows stand in where the dataset has no val split).
+    #[arg(long, default_value_t = 0)]
+    pub qat_epochs: usize,
+    /// AdamW step size of quantization-aware fine-tuning.
+    #[arg(long, default_value_t = 1e-4)]
+    pub qat_learning_rate: f64,
+    /// With `--qat-epochs`: also save the fine-tuned float model (the integer model's float
+    /// counterpart) to this directory.
+    #[arg(long)]
+    pub finetuned_out: Option<PathBuf>,
     /// Seed of the simulated-noise evaluation.
     #[arg(long, default_value_t = 1)]
     pub simulate_seed: u64,
@@ -415,7 +432,11 @@ pub fn compress(args: CompressArgs) -> anyhow::Result<()> {
 
 pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
     let splits = open_splits(&args.data)?;
-    let weights = dlrm::load_model(&args.model)?.weights;
+    let saved = dlrm::load_model(&args.model)?;
+    let weights = saved.weights;
+    if args.finetuned_out.is_some() && args.qat_epochs == 0 {
+        bail!("--finetuned-out needs --qat-epochs");
+    }
     let defaults = QuantizeConfig::default();
     let config = QuantizeConfig {
         input_bits: args.input_bits.unwrap_or(defaults.input_bits),
@@ -423,14 +444,73 @@ pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
         activation_bits: args.activation_bits.unwrap_or(defaults.activation_bits),
         max_lut_bits: args.max_lut_bits.unwrap_or(defaults.max_lut_bits),
         embedding_bits: args.embedding_bits.unwrap_or(defaults.embedding_bits),
+        lookup_headroom_bits: args
+            .lookup_headroom_bits
+            .unwrap_or(defaults.lookup_headroom_bits),
         ..defaults
     };
     let calibration = dlrm::first_rows(&splits.train, args.calibration_rows);
-    let (model, choices) = dlrm::quantize(&weights, &calibration, &config)?;
-    for c in &choices {
-        let lut = c.lut_bits.map_or("-".to_string(), |b| b.to_string());
+    let (mut model, mut report) = dlrm::quantize(&weights, &calibration, &config)?;
+    let mut finetuned = None;
+    if args.qat_epochs > 0 {
+        let qat = dlrm::QatConfig {
+            quantize: config.clone(),
+            train: TrainConfig {
+                epochs: args.qat_epochs,
+                batch_size: 256,
+                learning_rate: args.qat_learning_rate,
+                weight_decay: 0.0,
+                patience: None,
+                seed: 1,
+            },
+        };
+        let validation = splits.validation.as_ref().unwrap_or(&calibration);
+        let result = dlrm::finetune_quantized(
+            &weights,
+            &splits.train,
+            validation,
+            args.calibration_rows,
+            &qat,
+            &mut EpochBar::new(),
+        )?;
+        for e in &result.epochs {
+            println!(
+                "quantization-aware epoch {}: integer model on {}: {}",
+                e.epoch,
+                if splits.validation.is_some() {
+                    "val"
+                } else {
+                    "calibration rows"
+                },
+                e.integer_validation
+            );
+        }
+        println!("kept the integer model of epoch {}", result.kept_epoch);
+        if let Some(dir) = &args.finetuned_out {
+            dlrm::save_model(dir, &result.weights, saved.dataset.as_ref())?;
+            println!("wrote the fine-tuned float model to {}", dir.display());
+        }
+        (model, report) = (result.model, result.report);
+        finetuned = Some(result.weights);
+    }
+    if let Some(kept) = report.embedding_bits {
+        let trials: Vec<String> = report
+            .embedding_widths
+            .iter()
+            .map(|t| format!("{} {:.4}", t.bits, t.logit_mse))
+            .collect();
         println!(
-            "{:>9}: weights {} bits, table {lut:>2} bits, max noisy row norm {:>6.1}, wrong-box rate {:.4}, clamped {:.4}",
+            "embedding width: squared logit error by bits: {}; kept {kept} bits",
+            trials.join(", ")
+        );
+    }
+    for c in &report.layers {
+        let lut = c.lut_bits.map_or("-".to_string(), |b| b.to_string());
+        let lookups = c
+            .lookup_weight_bits
+            .map_or(String::new(), |b| format!(" ({b} on embeddings)"));
+        println!(
+            "{:>9}: weights {} bits{lookups}, table {lut:>2} bits, max noisy row norm {:>6.1}, wrong-box rate {:.4}, clamped {:.4}",
             c.name, c.weight_bits, c.max_noisy_row_norm, c.wrong_box_rate, c.clamped_fraction
         );
     }
@@ -448,6 +528,18 @@ pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
         &holdout.labels,
     );
     println!("{name} float:    {float}");
+    if let Some(finetuned) = &finetuned {
+        let tuned = dlrm::evaluate(&Dlrm::from_weights(finetuned)?, holdout)?;
+        println!(
+            "{name} fine-tuned float: {tuned}  (AUC {:+.4}; the integer model's float counterpart)",
+            tuned.auc - float.auc
+        );
+        println!(
+            "{name} integer vs fine-tuned float: AUC {:+.4}",
+            Metrics::from_logits(&model.logits(holdout, Execution::Exact)?, &holdout.labels).auc
+                - tuned.auc
+        );
+    }
     println!(
         "{name} integer:  {exact}  (AUC {:+.4})",
         exact.auc - float.auc

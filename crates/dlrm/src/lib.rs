@@ -23,6 +23,7 @@ mod io;
 mod metrics;
 mod model;
 mod noise;
+mod qat;
 mod quant;
 mod quantize;
 mod rng;
@@ -43,11 +44,12 @@ pub use io::{
 pub use metrics::{Metrics, auc, sigmoid};
 pub use model::{Batch, Dlrm};
 pub use noise::NoiseModel;
+pub use qat::{QatConfig, QatEpoch, QatResult, finetune_quantized, rounded_logits};
 pub use quant::{
     ActivationTable, Execution, InputQuantizer, IntLayer, IntTable, LayerTrace, MAX_LUT_BITS,
     MAX_VALUE_BITS, QUANTIZED_FORMAT_VERSION, QuantizedModel, Trace,
 };
-pub use quantize::{LayerChoice, QuantizeConfig, quantize};
+pub use quantize::{LayerChoice, QuantizeConfig, QuantizeReport, WidthTrial, quantize};
 pub use train::{
     EpochReport, Silent, TrainProgress, TrainReport, evaluate, first_rows, predict_logits, train,
 };

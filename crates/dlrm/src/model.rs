@@ -2,6 +2,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 
+use crate::qat::Rounding;
 use crate::rng::SplitMix64;
 use crate::weights::dot_pairs;
 use crate::{DenseLayer, DlrmError, DlrmWeights, Interaction, Matrix, ModelConfig, Result};
@@ -35,6 +36,8 @@ pub struct Dlrm {
     part_sums: Option<Tensor>,
     /// Positions of the dot-interaction pairs in the flattened `(T+1) x (T+1)` Gram matrix.
     dot_positions: Option<Tensor>,
+    /// The integer model's rounding, replayed during quantization-aware fine-tuning.
+    rounding: Option<Rounding>,
 }
 
 /// One mini-batch in the model's input form.
@@ -165,10 +168,17 @@ impl Dlrm {
             table_offsets,
             part_sums,
             dot_positions,
+            rounding: None,
         })
     }
 
     /// The architecture.
+    /// Makes `forward` round as an integer model does (quantization-aware fine-tuning), or
+    /// stops it.
+    pub(crate) fn set_rounding(&mut self, rounding: Option<Rounding>) {
+        self.rounding = rounding;
+    }
+
     pub fn config(&self) -> &ModelConfig {
         &self.config
     }
@@ -275,15 +285,24 @@ impl Dlrm {
 
     /// The logits of a batch, shape `rows`.
     pub fn forward(&self, batch: &Batch) -> Result<Tensor> {
-        let mut x = batch.dense.clone();
-        for layer in &self.bottom {
-            x = layer.forward(&x)?.relu()?;
+        let rounding = self.rounding.as_ref();
+        let mut x = match rounding {
+            Some(r) => r.input(&batch.dense)?,
+            None => batch.dense.clone(),
+        };
+        for (k, layer) in self.bottom.iter().enumerate() {
+            x = match rounding {
+                Some(r) => r.layer(k, &x, layer.weight.as_tensor(), layer.bias.as_tensor())?,
+                None => layer.forward(&x)?.relu()?,
+            };
         }
         let (rows, parts) = batch.stacked_rows.dims2()?;
         let d = self.config.embedding_dim;
-        let gathered = self
-            .embeddings
-            .as_tensor()
+        let stacked = match rounding {
+            Some(r) => r.embeddings(self.embeddings.as_tensor())?,
+            None => self.embeddings.as_tensor().clone(),
+        };
+        let gathered = stacked
             .index_select(&batch.stacked_rows.flatten_all()?, 0)?
             .reshape((rows, parts, d))?;
         let embeddings = match &self.part_sums {
@@ -300,6 +319,11 @@ impl Dlrm {
             }
         };
         for (k, layer) in self.top.iter().enumerate() {
+            if let Some(r) = rounding {
+                let index = self.bottom.len() + k;
+                z = r.layer(index, &z, layer.weight.as_tensor(), layer.bias.as_tensor())?;
+                continue;
+            }
             z = layer.forward(&z)?;
             if k + 1 < self.top.len() {
                 z = z.relu()?;

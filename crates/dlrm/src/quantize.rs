@@ -6,6 +6,12 @@
 //! are read from the calibration rows with a margin, and the weight and lookup-table bits are
 //! chosen so that the bootstrap noise (weight L2 norm times bootstrap output noise, plus the
 //! modulus-switch noise) stays `min_clean_sigmas` standard deviations inside half a box.
+//!
+//! The first top layer reads two kinds of inputs: the bottom MLP's bootstrap outputs, whose
+//! noise the weights amplify, and the exact embedding sums, which carry none. Its weights on
+//! the embedding columns get `lookup_headroom_bits` more bits than the noise budget allows the
+//! others; the bottom MLP's last table outputs its activations multiplied by the same power of
+//! two (a table's entries cost nothing in noise) so that both kinds share one accumulator grid.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -20,6 +26,7 @@ use crate::{
 
 /// Settings of [`quantize`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct QuantizeConfig {
     /// Signed bits of the client's dense inputs.
     pub input_bits: u32,
@@ -31,10 +38,14 @@ pub struct QuantizeConfig {
     pub max_lut_bits: u32,
     /// Most signed bits of the embedding codebook entries. The quantizer tries every width from
     /// 2 up to this and keeps the one whose integer model tracks the float model best on the
-    /// calibration rows: embeddings share the first top layer's weight grid with the bottom
-    /// MLP's activations, and entries finer than those activations leave their weights only a
-    /// few integer levels (measured on the Criteo head: 8 bits cost 0.037 AUC, 4-5 bits none).
+    /// calibration rows: the entries and the first top layer's weights that read them share
+    /// that layer's accumulator grid, so finer entries leave coarser weights.
     pub embedding_bits: u32,
+    /// Bits the first top layer's weights on embedding columns get beyond its other weights
+    /// (those columns carry no bootstrap noise); the bottom MLP's last activations are scaled
+    /// by `2^lookup_headroom_bits` to make room. 0 puts every column on one weight grid
+    /// (measured on the Criteo head: logit error at 8-bit embeddings 0.153 with 0, 0.009 with 6).
+    pub lookup_headroom_bits: u32,
     /// Widens calibrated ranges by this fraction on each side.
     pub range_margin: f64,
     /// Activation scales cover this quantile of the calibration activations (the rest clamp).
@@ -52,6 +63,7 @@ impl Default for QuantizeConfig {
             activation_bits: 5,
             max_lut_bits: 7,
             embedding_bits: 8,
+            lookup_headroom_bits: 6,
             range_margin: 0.1,
             activation_quantile: 0.999,
             min_clean_sigmas: 3.0,
@@ -64,7 +76,10 @@ impl Default for QuantizeConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerChoice {
     pub name: String,
+    /// Bits of the weights on bootstrap-fed and client inputs.
     pub weight_bits: u32,
+    /// Bits of the weights on embedding columns, where the layer reads them.
+    pub lookup_weight_bits: Option<u32>,
     /// `None` for the output layer.
     pub lut_bits: Option<u32>,
     /// Largest row L2 norm over the columns fed by bootstraps.
@@ -73,6 +88,32 @@ pub struct LayerChoice {
     pub wrong_box_rate: f64,
     /// Calibration accumulators outside the table's boxes (clamped).
     pub clamped_fraction: f64,
+    /// Real value of one accumulator unit.
+    pub accumulator_scale: f64,
+    /// Real value of one activation level (before the lookup headroom); `None` for the output.
+    pub activation_scale: Option<f64>,
+}
+
+/// What [`quantize`] chose, for the user to see where precision goes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantizeReport {
+    /// One entry per layer, bottom MLP first, the output layer last.
+    pub layers: Vec<LayerChoice>,
+    /// Every embedding width tried, with its error; empty for a model without tables.
+    pub embedding_widths: Vec<WidthTrial>,
+    /// The width kept (the smallest error), if the model has tables.
+    pub embedding_bits: Option<u32>,
+    /// Real value of one integer unit of each table's entries.
+    pub embedding_scales: Vec<f64>,
+}
+
+/// One embedding width the quantizer tried.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WidthTrial {
+    pub bits: u32,
+    /// Mean squared difference between the integer and the float logits on the first 4000
+    /// calibration rows.
+    pub logit_mse: f64,
 }
 
 /// Quantizes a concat-interaction model, calibrating on up to all rows of `calibration`.
@@ -84,8 +125,11 @@ pub struct LayerChoice {
 ///     labels: vec![1, 0, 1], dense: vec![0.5, -1.0, 1.5, 0.2, -0.3, 0.0], categorical: vec![0, 1, 2],
 ///     dense_names: vec!["a".into(), "b".into()], categorical_names: vec!["c".into()],
 /// };
-/// let (model, choices) = dlrm::quantize(&weights, &data, &dlrm::QuantizeConfig::default()).unwrap();
-/// assert_eq!(choices.len(), 4);
+/// let (model, report) = dlrm::quantize(&weights, &data, &dlrm::QuantizeConfig::default()).unwrap();
+/// assert_eq!(report.layers.len(), 4);
+/// assert_eq!(report.embedding_widths.len(), 7); // 2..=8 bits
+/// let kept = report.embedding_bits.unwrap();
+/// assert!(model.tables.iter().all(|t| t.value_bits == kept));
 /// let exact = model.logit(&[0.5, -1.0], &[0], dlrm::Execution::Exact, 0).unwrap();
 /// let float = weights.forward(&[0.5, -1.0], &[0]).unwrap() as f64;
 /// assert!((exact - float).abs() < 0.5);
@@ -94,21 +138,30 @@ pub fn quantize(
     weights: &DlrmWeights,
     calibration: &datasets::SplitData,
     config: &QuantizeConfig,
-) -> Result<(QuantizedModel, Vec<LayerChoice>)> {
+) -> Result<(QuantizedModel, QuantizeReport)> {
     weights.validate()?;
     validate_config(config)?;
     if weights.config.tables.is_empty() {
         return quantize_with_embedding_bits(weights, calibration, config, config.embedding_bits);
     }
-    let mut best: Option<(f64, (QuantizedModel, Vec<LayerChoice>))> = None;
+    let mut best: Option<(f64, QuantizedModel, QuantizeReport)> = None;
+    let mut embedding_widths = Vec::new();
     for bits in 2..=config.embedding_bits {
-        let candidate = quantize_with_embedding_bits(weights, calibration, config, bits)?;
-        let error = logit_error(weights, &candidate.0, calibration)?;
-        if best.as_ref().is_none_or(|(least, _)| error < *least) {
-            best = Some((error, candidate));
+        let (model, report) = quantize_with_embedding_bits(weights, calibration, config, bits)?;
+        let logit_mse = logit_error(weights, &model, calibration)?;
+        embedding_widths.push(WidthTrial { bits, logit_mse });
+        if best.as_ref().is_none_or(|(least, ..)| logit_mse < *least) {
+            best = Some((logit_mse, model, report));
         }
     }
-    Ok(best.expect("at least one width was tried").1)
+    let (_, model, report) = best.expect("at least one width was tried");
+    Ok((
+        model,
+        QuantizeReport {
+            embedding_widths,
+            ..report
+        },
+    ))
 }
 
 /// Rows of the calibration data the embedding width is chosen on.
@@ -139,7 +192,7 @@ fn quantize_with_embedding_bits(
     calibration: &datasets::SplitData,
     config: &QuantizeConfig,
     embedding_bits: u32,
-) -> Result<(QuantizedModel, Vec<LayerChoice>)> {
+) -> Result<(QuantizedModel, QuantizeReport)> {
     let c = &weights.config;
     if c.interaction != Interaction::Concat {
         return Err(DlrmError::config(
@@ -170,18 +223,27 @@ fn quantize_with_embedding_bits(
     let mut choices = Vec::new();
     let mut bottom = Vec::new();
     for (k, layer) in weights.bottom.iter().enumerate() {
-        let noisy = if k == 0 { 0 } else { layer.weight.cols };
+        let grid = WeightGrid::noisy(if k == 0 { 0 } else { layer.weight.cols });
         let step = HiddenStep {
             name: format!("bottom.{k}"),
             layer,
-            noisy,
+            grid,
         };
         let (int_layer, choice) = step.run(&mut x, &mut xf, &mut scales, config);
         bottom.push(int_layer);
         choices.push(choice);
     }
     let bottom_width = scales.len();
+    if !c.tables.is_empty() {
+        make_room_for_lookups(
+            bottom.last_mut(),
+            &mut x,
+            &mut scales,
+            config.lookup_headroom_bits,
+        );
+    }
     let mut tables = Vec::with_capacity(c.tables.len());
+    let mut embedding_scales = Vec::with_capacity(c.tables.len());
     for (t, table) in weights.tables.iter().enumerate() {
         let max = table
             .data
@@ -205,35 +267,42 @@ fn quantize_with_embedding_bits(
         }
         scales.extend(std::iter::repeat_n(scale, c.embedding_dim));
         tables.push(int_table);
+        embedding_scales.push(scale);
     }
     let (output_layer, hidden) = weights
         .top
         .split_last()
         .expect("validated: top is not empty");
+    // The first top layer reads the bottom output, then the embedding sums.
+    let first_top = WeightGrid {
+        noisy_columns: bottom_width,
+        lookup_columns: scales.len() - bottom_width,
+        lookup_headroom_bits: config.lookup_headroom_bits,
+    };
     let mut top = Vec::new();
     for (k, layer) in hidden.iter().enumerate() {
-        let noisy = if k == 0 {
-            bottom_width
+        let grid = if k == 0 {
+            first_top
         } else {
-            layer.weight.cols
+            WeightGrid::noisy(layer.weight.cols)
         };
         let step = HiddenStep {
             name: format!("top.{k}"),
             layer,
-            noisy,
+            grid,
         };
         let (int_layer, choice) = step.run(&mut x, &mut xf, &mut scales, config);
         top.push(int_layer);
         choices.push(choice);
     }
-    let noisy = if hidden.is_empty() {
-        bottom_width
+    let grid = if hidden.is_empty() {
+        first_top
     } else {
-        output_layer.weight.cols
+        WeightGrid::noisy(output_layer.weight.cols)
     };
     let corrected = bias_corrected(output_layer, &scales, &x, &xf);
-    let (weight_bits, norm) = choose_weight_bits(&corrected, &scales, noisy, config, |_| true);
-    let (mut output, logit_scale) = integer_layer(&corrected, &scales, weight_bits);
+    let (weight_bits, norm) = choose_weight_bits(&corrected, &scales, grid, config, |_| true);
+    let (mut output, logit_scale) = integer_layer(&corrected, &scales, grid, weight_bits);
     let largest = x
         .iter()
         .map(|row| output.accumulate(row)[0].unsigned_abs())
@@ -245,10 +314,13 @@ fn quantize_with_embedding_bits(
     choices.push(LayerChoice {
         name: "output".into(),
         weight_bits,
+        lookup_weight_bits: grid.lookup_bits(weight_bits),
         lut_bits: None,
         max_noisy_row_norm: norm,
         wrong_box_rate: 0.0,
         clamped_fraction: 0.0,
+        accumulator_scale: logit_scale,
+        activation_scale: None,
     });
     top.push(output);
     let model = QuantizedModel {
@@ -264,7 +336,13 @@ fn quantize_with_embedding_bits(
         noise: config.noise,
     };
     model.validate()?;
-    Ok((model, choices))
+    let report = QuantizeReport {
+        layers: choices,
+        embedding_widths: Vec::new(),
+        embedding_bits: (!c.tables.is_empty()).then_some(embedding_bits),
+        embedding_scales,
+    };
+    Ok((model, report))
 }
 
 fn validate_config(config: &QuantizeConfig) -> Result<()> {
@@ -277,6 +355,13 @@ fn validate_config(config: &QuantizeConfig) -> Result<()> {
     {
         return Err(DlrmError::config(
             "bits must be 2..=16, and activation_bits <= max_lut_bits <= 16",
+        ));
+    }
+    if config.activation_bits + config.lookup_headroom_bits > MAX_VALUE_BITS
+        || config.max_weight_bits + config.lookup_headroom_bits > MAX_VALUE_BITS
+    {
+        return Err(DlrmError::config(
+            "activation_bits and max_weight_bits plus lookup_headroom_bits must be <= 16",
         ));
     }
     if !(config.range_margin >= 0.0
@@ -308,10 +393,43 @@ fn calibrate_input(data: &datasets::SplitData, config: &QuantizeConfig) -> Input
     }
 }
 
+/// Which columns of a layer's input carry bootstrap noise and which are embedding sums.
+#[derive(Clone, Copy, Debug)]
+struct WeightGrid {
+    /// Leading columns fed by bootstraps (their weights' norm is what the noise budget limits).
+    noisy_columns: usize,
+    /// Trailing columns fed by embedding lookups (exact).
+    lookup_columns: usize,
+    /// Extra weight bits of the lookup columns.
+    lookup_headroom_bits: u32,
+}
+
+impl WeightGrid {
+    /// A layer without lookup columns whose first `noisy_columns` inputs are bootstrap outputs.
+    fn noisy(noisy_columns: usize) -> Self {
+        Self {
+            noisy_columns,
+            lookup_columns: 0,
+            lookup_headroom_bits: 0,
+        }
+    }
+
+    /// Weight bits of the lookup columns when the others get `weight_bits`.
+    fn lookup_bits(&self, weight_bits: u32) -> Option<u32> {
+        (self.lookup_columns > 0).then_some(weight_bits + self.lookup_headroom_bits)
+    }
+}
+
 /// Integer weights of `layer` for inputs with real scales `scales`: `W_eff = W diag(scales)`
-/// on one grid of step `acc_scale`; returns the layer (no activation yet) and `acc_scale`, the
-/// real value of one accumulator unit.
-fn integer_layer(layer: &DenseLayer, scales: &[f64], weight_bits: u32) -> (IntLayer, f64) {
+/// on one grid of step `acc_scale`, as fine as lets every weight fit its bits (`weight_bits`,
+/// or more on the grid's lookup columns); returns the layer (no activation yet) and
+/// `acc_scale`, the real value of one accumulator unit.
+fn integer_layer(
+    layer: &DenseLayer,
+    scales: &[f64],
+    grid: WeightGrid,
+    weight_bits: u32,
+) -> (IntLayer, f64) {
     let w = &layer.weight;
     let effective: Vec<f64> = w
         .data
@@ -319,11 +437,17 @@ fn integer_layer(layer: &DenseLayer, scales: &[f64], weight_bits: u32) -> (IntLa
         .enumerate()
         .map(|(i, &v)| f64::from(v) * scales[i % w.cols])
         .collect();
-    let largest = effective
+    let first_lookup = w.cols - grid.lookup_columns;
+    let lookup_bits = grid.lookup_bits(weight_bits);
+    let limit = |column: usize| match lookup_bits {
+        Some(bits) if column >= first_lookup => value_limit(bits),
+        _ => value_limit(weight_bits),
+    } as f64;
+    let acc_scale = effective
         .iter()
-        .fold(0f64, |m, v| m.max(v.abs()))
+        .enumerate()
+        .fold(0f64, |m, (i, v)| m.max(v.abs() / limit(i % w.cols)))
         .max(1e-12);
-    let acc_scale = largest / value_limit(weight_bits) as f64;
     let weights = effective
         .iter()
         .map(|v| (v / acc_scale).round() as i32)
@@ -336,7 +460,7 @@ fn integer_layer(layer: &DenseLayer, scales: &[f64], weight_bits: u32) -> (IntLa
     let int_layer = IntLayer {
         rows: w.rows,
         cols: w.cols,
-        weight_bits,
+        weight_bits: lookup_bits.unwrap_or(weight_bits),
         weights,
         bias,
         activation: None,
@@ -344,29 +468,46 @@ fn integer_layer(layer: &DenseLayer, scales: &[f64], weight_bits: u32) -> (IntLa
     (int_layer, acc_scale)
 }
 
+/// Scales the bottom MLP's last activations (its table entries, the calibration integers and
+/// their scales) by `2^bits`, so that the first top layer's accumulator unit is that much finer
+/// while the weights on the bottom output stay as large as the noise budget allows: a
+/// bootstrap's output noise does not depend on the integers its table returns.
+fn make_room_for_lookups(
+    last_bottom: Option<&mut IntLayer>,
+    x: &mut [Vec<i64>],
+    scales: &mut [f64],
+    bits: u32,
+) {
+    // Called before the embedding sums are appended: `x` holds the bottom output only.
+    let Some(table) = last_bottom.and_then(|layer| layer.activation.as_mut()) else {
+        return;
+    };
+    table.output_bits += bits;
+    table.entries.iter_mut().for_each(|e| *e <<= bits);
+    x.iter_mut().flatten().for_each(|v| *v <<= bits);
+    let factor = (1u64 << bits) as f64;
+    scales.iter_mut().for_each(|s| *s /= factor);
+}
+
 /// The most weight bits (down to 2) for which `fits(norm)` holds, with that norm; 2 bits if none.
 fn choose_weight_bits(
     layer: &DenseLayer,
     scales: &[f64],
-    noisy_columns: usize,
+    grid: WeightGrid,
     config: &QuantizeConfig,
     fits: impl Fn(f64) -> bool,
 ) -> (u32, f64) {
+    let norm = |bits| {
+        max_row_norm(
+            &integer_layer(layer, scales, grid, bits).0,
+            grid.noisy_columns,
+        )
+    };
     (2..=config.max_weight_bits)
         .rev()
-        .map(|bits| {
-            (
-                bits,
-                max_row_norm(&integer_layer(layer, scales, bits).0, noisy_columns),
-            )
-        })
-        .find(|&(_, norm)| fits(norm))
-        .unwrap_or_else(|| {
-            (
-                2,
-                max_row_norm(&integer_layer(layer, scales, 2).0, noisy_columns),
-            )
-        })
+        .map(|bits| (bits, norm(bits)))
+        .find(|&(_, n)| fits(n))
+        .unwrap_or_else(|| (2, norm(2)))
 }
 
 fn max_row_norm(layer: &IntLayer, noisy_columns: usize) -> f64 {
@@ -384,8 +525,8 @@ fn max_row_norm(layer: &IntLayer, noisy_columns: usize) -> f64 {
 struct HiddenStep<'a> {
     name: String,
     layer: &'a DenseLayer,
-    /// Inputs that carry bootstrap noise (0 for a layer fed by the client's exact inputs).
-    noisy: usize,
+    /// Which inputs carry bootstrap noise (none for a layer fed by the client's exact inputs).
+    grid: WeightGrid,
 }
 
 impl HiddenStep<'_> {
@@ -399,7 +540,7 @@ impl HiddenStep<'_> {
         let corrected = bias_corrected(self.layer, scales, x, xf);
         *xf = float_layer(self.layer, xf);
         let (int_layer, out_scale, choice) =
-            quantize_hidden(&self.name, &corrected, scales, self.noisy, x, xf, config);
+            quantize_hidden(&self.name, &corrected, scales, self.grid, x, xf, config);
         *x = apply(&int_layer, x);
         *scales = vec![out_scale; int_layer.rows];
         (int_layer, choice)
@@ -410,7 +551,7 @@ fn quantize_hidden(
     name: &str,
     layer: &DenseLayer,
     scales: &[f64],
-    noisy_columns: usize,
+    grid: WeightGrid,
     x: &[Vec<i64>],
     float_outputs: &[Vec<f64>],
     config: &QuantizeConfig,
@@ -426,8 +567,8 @@ fn quantize_hidden(
     let consider = |best: &mut Option<(f64, LayerChoice, IntLayer)>,
                     weight_bits: u32,
                     lut_bits: Option<u32>| {
-        let (mut int_layer, acc_scale) = integer_layer(layer, scales, weight_bits);
-        let norm = max_row_norm(&int_layer, noisy_columns);
+        let (mut int_layer, acc_scale) = integer_layer(layer, scales, grid, weight_bits);
+        let norm = max_row_norm(&int_layer, grid.noisy_columns);
         let accumulators: Vec<i64> = x.iter().flat_map(|row| int_layer.accumulate(row)).collect();
         let luts: Vec<u32> = match lut_bits {
             Some(bits) => vec![bits],
@@ -453,10 +594,13 @@ fn quantize_hidden(
             let choice = LayerChoice {
                 name: name.into(),
                 weight_bits,
+                lookup_weight_bits: grid.lookup_bits(weight_bits),
                 lut_bits: Some(lut_bits),
                 max_noisy_row_norm: norm,
                 wrong_box_rate: noise.wrong_box_rate(noise.bootstrap_input_sd(norm), lut_bits),
                 clamped_fraction: clamped as f64 / accumulators.len().max(1) as f64,
+                accumulator_scale: acc_scale,
+                activation_scale: Some(out_scale),
             };
             int_layer.activation = Some(table);
             *best = Some((error, choice, int_layer.clone()));

@@ -1,23 +1,32 @@
 //! Acceptance on UCI Cleveland (the fixed stratified split of `dlrm-he prepare uci`): the `uci`
 //! preset reaches AUC >= 0.90 and accuracy >= 0.83 on the test split, and its integer model,
 //! exact and with simulated bootstrap noise, stays within 0.01 AUC; a wider embedding budget never
-//! makes the quantizer's choice track the float model worse.
+//! makes the quantizer's choice track the float model worse; the first top layer's embedding
+//! columns get their extra weight bits; quantization-aware fine-tuning replays the integer
+//! model's rounding.
 
-use datasets::PreparedDataset;
-use dlrm::{Dlrm, Execution, Metrics, ModelPreset, QuantizeConfig};
+use datasets::{PreparedDataset, SplitData};
+use dlrm::{Dlrm, Execution, Metrics, ModelPreset, QatConfig, QuantizeConfig};
 
-#[test]
-fn uci_preset_meets_the_acceptance_thresholds() {
-    let Some(raw) = datasets::shared::shared_file("data/heart/processed.cleveland.data") else {
-        return;
-    };
+/// The prepared UCI splits (train, test) and table sizes, or `None` without `../shared`.
+fn uci_splits() -> Option<(SplitData, SplitData, Vec<usize>)> {
+    let raw = datasets::shared::shared_file("data/heart/processed.cleveland.data")?;
     let dir = tempfile::tempdir().unwrap();
     let prepared = dir.path().join("uci");
     datasets::uci::prepare(&raw, &prepared, &Default::default(), &datasets::NoProgress).unwrap();
     let dataset = PreparedDataset::open(&prepared).unwrap();
-    let train = dataset.load_split("train").unwrap();
-    let test = dataset.load_split("test").unwrap();
-    let table_rows = dataset.manifest().table_sizes();
+    Some((
+        dataset.load_split("train").unwrap(),
+        dataset.load_split("test").unwrap(),
+        dataset.manifest().table_sizes(),
+    ))
+}
+
+#[test]
+fn uci_preset_meets_the_acceptance_thresholds() {
+    let Some((train, test, table_rows)) = uci_splits() else {
+        return;
+    };
 
     let preset = ModelPreset::Uci;
     let config = preset.config(train.dense_width(), &table_rows);
@@ -52,9 +61,8 @@ fn uci_preset_meets_the_acceptance_thresholds() {
             "row {r}: {plain} vs {logit}"
         );
     }
-    let (quantized, choices) =
-        dlrm::quantize(&weights, &train, &QuantizeConfig::default()).unwrap();
-    eprintln!("{choices:#?}");
+    let (quantized, report) = dlrm::quantize(&weights, &train, &QuantizeConfig::default()).unwrap();
+    eprintln!("{report:#?}");
     for (execution, name) in [
         (Execution::Exact, "integer"),
         (Execution::Simulate { seed: 1 }, "simulate"),
@@ -93,4 +101,136 @@ fn uci_preset_meets_the_acceptance_thresholds() {
         assert!(error <= previous * (1.0 + 1e-9), "{error} after {previous}");
         previous = error;
     }
+
+    // The first top layer's weights on embedding columns get `lookup_headroom_bits` more bits,
+    // made room for by the bottom MLP's last table returning its activations times 2^headroom.
+    let defaults = QuantizeConfig::default();
+    let headroom = defaults.lookup_headroom_bits;
+    assert!(headroom > 0);
+    let last_bottom = quantized.bottom.last().unwrap();
+    let table = last_bottom.activation.as_ref().unwrap();
+    assert_eq!(table.output_bits, defaults.activation_bits + headroom);
+    assert!(table.entries.iter().all(|e| e % (1 << headroom) == 0));
+    assert!(table.entries.iter().any(|&e| e > 0));
+    let choice = &report.layers[quantized.bottom.len()];
+    let lookup_bits = choice.lookup_weight_bits.unwrap();
+    assert_eq!(lookup_bits, choice.weight_bits + headroom);
+    let first_top = &quantized.top[0];
+    let bottom_width = last_bottom.rows;
+    let largest = |columns: std::ops::Range<usize>| {
+        first_top
+            .weights
+            .chunks(first_top.cols)
+            .flat_map(|row| &row[columns.clone()])
+            .map(|w| w.unsigned_abs())
+            .max()
+            .unwrap()
+    };
+    let limit = |bits: u32| (1u32 << (bits - 1)) - 1;
+    let (on_bottom, on_lookups) = (
+        largest(0..bottom_width),
+        largest(bottom_width..first_top.cols),
+    );
+    assert!(on_bottom <= limit(choice.weight_bits) && on_lookups <= limit(lookup_bits));
+    // The grid is as fine as those limits allow: one kind of column reaches its limit.
+    assert!(
+        on_bottom == limit(choice.weight_bits) || on_lookups == limit(lookup_bits),
+        "{on_bottom} {on_lookups}"
+    );
+    assert!(on_lookups > limit(choice.weight_bits), "{on_lookups}");
+    // Which is what keeps fine embedding entries from costing fidelity: at 8 bits, one grid for
+    // every column tracks the float logits several times worse.
+    let error_at_8_bits = |headroom: u32| {
+        let config = QuantizeConfig {
+            lookup_headroom_bits: headroom,
+            ..QuantizeConfig::default()
+        };
+        let (_, report) = dlrm::quantize(&weights, &train, &config).unwrap();
+        report
+            .embedding_widths
+            .iter()
+            .find(|t| t.bits == 8)
+            .unwrap()
+            .logit_mse
+    };
+    let (one_grid, with_headroom) = (error_at_8_bits(0), error_at_8_bits(headroom));
+    eprintln!(
+        "8-bit embeddings: squared logit error {one_grid:.4} on one grid, {with_headroom:.4} with headroom"
+    );
+    assert!(
+        with_headroom * 2.0 < one_grid,
+        "{with_headroom} vs {one_grid}"
+    );
+}
+
+// Quantization-aware fine-tuning: the float forward pass with the integer model's rounding
+// reproduces the integer model's logits, and fine-tuning keeps an integer model that tracks the
+// float model.
+#[test]
+fn rounding_replays_the_integer_model_and_finetuning_keeps_it_close() {
+    let Some((train, test, table_rows)) = uci_splits() else {
+        return;
+    };
+    let preset = ModelPreset::Uci;
+    let config = preset.config(train.dense_width(), &table_rows);
+    let mut model = Dlrm::new(&config, preset.train_config().seed).unwrap();
+    dlrm::train(
+        &mut model,
+        &train,
+        None,
+        &preset.train_config(),
+        &mut dlrm::Silent,
+    )
+    .unwrap();
+    let weights = model.to_weights().unwrap();
+    let float = dlrm::predict_logits(&model, &train).unwrap();
+
+    let quantize = QuantizeConfig::default();
+    let (integer_model, report) = dlrm::quantize(&weights, &train, &quantize).unwrap();
+    let integer = integer_model.logits(&train, Execution::Exact).unwrap();
+    let rounded =
+        dlrm::rounded_logits(&weights, &integer_model, &report, &quantize, &train).unwrap();
+    let mean_square = |a: &[f64], b: &[f64]| {
+        a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / a.len() as f64
+    };
+    let (rounded_error, float_error) = (
+        mean_square(&rounded, &integer),
+        mean_square(&float, &integer),
+    );
+    eprintln!(
+        "squared distance to the integer logits: rounded {rounded_error:.5}, float {float_error:.5}"
+    );
+    assert!(
+        rounded_error * 4.0 < float_error,
+        "{rounded_error} vs {float_error}"
+    );
+
+    let mut settings = preset.train_config();
+    settings.epochs = 3;
+    settings.learning_rate = 1e-4;
+    let qat = QatConfig {
+        quantize,
+        train: settings,
+    };
+    let result =
+        dlrm::finetune_quantized(&weights, &train, &train, 20_000, &qat, &mut dlrm::Silent)
+            .unwrap();
+    assert_eq!(result.epochs.len(), 4);
+    let kept = &result.epochs[result.kept_epoch];
+    assert!(
+        result
+            .epochs
+            .iter()
+            .all(|e| e.integer_validation.log_loss >= kept.integer_validation.log_loss)
+    );
+    // The kept integer model is the quantization of the kept weights.
+    let (again, _) = dlrm::quantize(&result.weights, &train, &qat.quantize).unwrap();
+    assert_eq!(again, result.model);
+    let float_test = dlrm::evaluate(&model, &test).unwrap();
+    let integer_test = Metrics::from_logits(
+        &result.model.logits(&test, Execution::Exact).unwrap(),
+        &test.labels,
+    );
+    eprintln!("float {float_test}\nfine-tuned integer {integer_test}");
+    assert!((integer_test.auc - float_test.auc).abs() <= 0.01);
 }
