@@ -450,9 +450,11 @@ pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
         ..defaults
     };
     let calibration = dlrm::first_rows(&splits.train, args.calibration_rows);
-    let (mut model, mut report) = dlrm::quantize(&weights, &calibration, &config)?;
-    let mut finetuned = None;
-    if args.qat_epochs > 0 {
+    // Fine-tuning's epoch 0 is the post-training quantization: it is not run twice.
+    let (model, report, finetuned) = if args.qat_epochs == 0 {
+        let (model, report) = dlrm::quantize(&weights, &calibration, &config)?;
+        (model, report, None)
+    } else {
         let qat = dlrm::QatConfig {
             quantize: config.clone(),
             train: TrainConfig {
@@ -468,8 +470,8 @@ pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
         let result = dlrm::finetune_quantized(
             &weights,
             &splits.train,
+            &calibration,
             validation,
-            args.calibration_rows,
             &qat,
             &mut EpochBar::new(),
         )?;
@@ -490,9 +492,8 @@ pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
             dlrm::save_model(dir, &result.weights, saved.dataset.as_ref())?;
             println!("wrote the fine-tuned float model to {}", dir.display());
         }
-        (model, report) = (result.model, result.report);
-        finetuned = Some(result.weights);
-    }
+        (result.model, result.report, Some(result.weights))
+    };
     if let Some(kept) = report.embedding_bits {
         let trials: Vec<String> = report
             .embedding_widths
@@ -536,8 +537,7 @@ pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
         );
         println!(
             "{name} integer vs fine-tuned float: AUC {:+.4}",
-            Metrics::from_logits(&model.logits(holdout, Execution::Exact)?, &holdout.labels).auc
-                - tuned.auc
+            exact.auc - tuned.auc
         );
     }
     println!(

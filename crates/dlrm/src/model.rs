@@ -172,13 +172,13 @@ impl Dlrm {
         })
     }
 
-    /// The architecture.
     /// Makes `forward` round as an integer model does (quantization-aware fine-tuning), or
     /// stops it.
     pub(crate) fn set_rounding(&mut self, rounding: Option<Rounding>) {
         self.rounding = rounding;
     }
 
+    /// The architecture.
     pub fn config(&self) -> &ModelConfig {
         &self.config
     }

@@ -45,12 +45,8 @@ struct TableRounding {
 }
 
 impl Rounding {
-    /// The rounding of `model`, with the scales `quantize` reported for it under `config`.
-    pub(crate) fn new(
-        model: &QuantizedModel,
-        report: &QuantizeReport,
-        config: &QuantizeConfig,
-    ) -> Result<Self> {
+    /// The rounding of `model`, with the scales `quantize` reported for it.
+    pub(crate) fn new(model: &QuantizedModel, report: &QuantizeReport) -> Result<Self> {
         let device = Device::Cpu;
         let row = |values: Vec<f32>| -> Result<Tensor> {
             let len = values.len();
@@ -60,19 +56,12 @@ impl Rounding {
         if layers_in_order.len() != report.layers.len() {
             return Err(DlrmError::shape("the report does not describe this model"));
         }
-        let bottom_width = model.bottom.last().map(|l| l.rows);
         let d = model.config.embedding_dim;
         let mut scales: Vec<f64> = model.input.scales.clone();
         let mut layers = Vec::with_capacity(layers_in_order.len());
         for (k, (layer, choice)) in layers_in_order.iter().zip(&report.layers).enumerate() {
             if k == model.bottom.len() {
-                // The first top layer: the bottom output (its integers carry the lookup
-                // headroom when there are tables), then the embedding sums.
-                scales.truncate(bottom_width.unwrap_or(scales.len()));
-                if bottom_width.is_some() && !model.tables.is_empty() {
-                    let headroom = (1u64 << config.lookup_headroom_bits) as f64;
-                    scales.iter_mut().for_each(|s| *s /= headroom);
-                }
+                // The first top layer: the bottom output, then the embedding sums.
                 for scale in &report.embedding_scales {
                     scales.extend(std::iter::repeat_n(*scale, d));
                 }
@@ -82,24 +71,27 @@ impl Rounding {
                     "the report's scales do not fit the layers",
                 ));
             }
-            let lookup_start = match (k == model.bottom.len(), bottom_width) {
-                (true, Some(width)) => width,
-                (true, None) => 0,
-                _ => layer.cols,
-            };
+            // Only the layer reading the embedding sums has lookup weight bits.
+            let first_lookup = layer.cols.saturating_sub(model.tables.len() * d);
             let limits = (0..layer.cols)
                 .map(|j| match choice.lookup_weight_bits {
-                    Some(bits) if j >= lookup_start => value_limit(bits) as f32,
+                    Some(bits) if j >= first_lookup => value_limit(bits) as f32,
                     _ => value_limit(choice.weight_bits) as f32,
                 })
                 .collect();
+            // The bottom MLP's last table returns its levels times 2^headroom.
+            let headroom = if k + 1 == model.bottom.len() {
+                report.lookup_headroom_bits
+            } else {
+                0
+            };
             let table = match (&layer.activation, choice.activation_scale) {
                 (Some(table), Some(step)) => Some(TableRounding {
                     lo: table.lo as f64 * choice.accumulator_scale,
                     box_width: (1u64 << table.box_shift) as f64 * choice.accumulator_scale,
                     last_box: ((1u64 << table.lut_bits) - 1) as f64,
                     step,
-                    levels: ((1u64 << config.activation_bits) - 1) as f64,
+                    levels: ((1u64 << (table.output_bits - headroom)) - 1) as f64,
                 }),
                 _ => None,
             };
@@ -110,7 +102,7 @@ impl Rounding {
                 table,
             });
             if let Some(step) = choice.activation_scale {
-                scales = vec![step; layer.rows];
+                scales = vec![step / (1u64 << headroom) as f64; layer.rows];
             }
         }
         let mut per_row = Vec::new();
@@ -217,7 +209,7 @@ pub struct QatResult {
 
 /// Quantization-aware fine-tuning of `weights` on `train`, keeping the epoch (0 = the
 /// post-training quantization of `weights`) whose integer model has the lowest log loss on
-/// `validation`. Calibration uses the first `calibration_rows` of `train`.
+/// `validation`. Every quantization calibrates on `calibration`.
 ///
 /// ```
 /// let config = dlrm::ModelPreset::Uci.config(2, &[3]);
@@ -230,7 +222,7 @@ pub struct QatResult {
 /// let mut train = dlrm::ModelPreset::Uci.train_config();
 /// train.epochs = 2;
 /// let qat = dlrm::QatConfig { quantize: dlrm::QuantizeConfig::default(), train };
-/// let result = dlrm::finetune_quantized(&weights, &data, &data, 4, &qat, &mut dlrm::Silent).unwrap();
+/// let result = dlrm::finetune_quantized(&weights, &data, &data, &data, &qat, &mut dlrm::Silent).unwrap();
 /// assert_eq!(result.epochs.len(), 3);
 /// assert!(result.kept_epoch <= 2);
 /// let best = result.epochs.iter().map(|e| e.integer_validation.log_loss).fold(f64::MAX, f64::min);
@@ -239,19 +231,13 @@ pub struct QatResult {
 pub fn finetune_quantized(
     weights: &DlrmWeights,
     train: &SplitData,
+    calibration: &SplitData,
     validation: &SplitData,
-    calibration_rows: usize,
     config: &QatConfig,
     progress: &mut dyn TrainProgress,
 ) -> Result<QatResult> {
     config.train.validate()?;
-    let calibrate = |w: &DlrmWeights| {
-        quantize(
-            w,
-            &crate::first_rows(train, calibration_rows),
-            &config.quantize,
-        )
-    };
+    let calibrate = |w: &DlrmWeights| quantize(w, calibration, &config.quantize);
     let integer_metrics = |model: &QuantizedModel| -> Result<Metrics> {
         Ok(Metrics::from_logits(
             &model.logits(validation, Execution::Exact)?,
@@ -275,7 +261,7 @@ pub fn finetune_quantized(
     let (mut model, mut report) = (best.model.clone(), best.report.clone());
     for epoch in 1..=config.train.epochs {
         let mut dlrm = Dlrm::from_weights(&current)?;
-        dlrm.set_rounding(Some(Rounding::new(&model, &report, &config.quantize)?));
+        dlrm.set_rounding(Some(Rounding::new(&model, &report)?));
         let one_epoch = TrainConfig {
             epochs: 1,
             patience: None,
@@ -344,19 +330,17 @@ impl TrainProgress for Renumbered<'_> {
 ///     labels: vec![1, 0, 1], dense: vec![0.5, -1.0, 1.5, 0.2, -0.3, 0.0], categorical: vec![0, 1, 2],
 ///     dense_names: vec!["a".into(), "b".into()], categorical_names: vec!["c".into()],
 /// };
-/// let quantize = dlrm::QuantizeConfig::default();
-/// let (model, report) = dlrm::quantize(&weights, &data, &quantize).unwrap();
-/// let rounded = dlrm::rounded_logits(&weights, &model, &report, &quantize, &data).unwrap();
+/// let (model, report) = dlrm::quantize(&weights, &data, &dlrm::QuantizeConfig::default()).unwrap();
+/// let rounded = dlrm::rounded_logits(&weights, &model, &report, &data).unwrap();
 /// assert_eq!(rounded.len(), 3);
 /// ```
 pub fn rounded_logits(
     weights: &DlrmWeights,
     model: &QuantizedModel,
     report: &QuantizeReport,
-    config: &QuantizeConfig,
     data: &SplitData,
 ) -> Result<Vec<f64>> {
     let mut dlrm = Dlrm::from_weights(weights)?;
-    dlrm.set_rounding(Some(Rounding::new(model, report, config)?));
+    dlrm.set_rounding(Some(Rounding::new(model, report)?));
     crate::predict_logits(&dlrm, data)
 }

@@ -105,6 +105,9 @@ pub struct QuantizeReport {
     pub embedding_bits: Option<u32>,
     /// Real value of one integer unit of each table's entries.
     pub embedding_scales: Vec<f64>,
+    /// The lookup headroom applied to the bottom MLP's last table: its entries are multiples
+    /// of `2^lookup_headroom_bits` (0 without a bottom MLP or without tables).
+    pub lookup_headroom_bits: u32,
 }
 
 /// One embedding width the quantizer tried.
@@ -234,14 +237,16 @@ fn quantize_with_embedding_bits(
         choices.push(choice);
     }
     let bottom_width = scales.len();
-    if !c.tables.is_empty() {
+    let lookup_headroom_bits = if c.tables.is_empty() {
+        0
+    } else {
         make_room_for_lookups(
             bottom.last_mut(),
             &mut x,
             &mut scales,
             config.lookup_headroom_bits,
-        );
-    }
+        )
+    };
     let mut tables = Vec::with_capacity(c.tables.len());
     let mut embedding_scales = Vec::with_capacity(c.tables.len());
     for (t, table) in weights.tables.iter().enumerate() {
@@ -341,6 +346,7 @@ fn quantize_with_embedding_bits(
         embedding_widths: Vec::new(),
         embedding_bits: (!c.tables.is_empty()).then_some(embedding_bits),
         embedding_scales,
+        lookup_headroom_bits,
     };
     Ok((model, report))
 }
@@ -471,22 +477,24 @@ fn integer_layer(
 /// Scales the bottom MLP's last activations (its table entries, the calibration integers and
 /// their scales) by `2^bits`, so that the first top layer's accumulator unit is that much finer
 /// while the weights on the bottom output stay as large as the noise budget allows: a
-/// bootstrap's output noise does not depend on the integers its table returns.
+/// bootstrap's output noise does not depend on the integers its table returns. Returns the
+/// bits applied: 0 without a bottom MLP.
 fn make_room_for_lookups(
     last_bottom: Option<&mut IntLayer>,
     x: &mut [Vec<i64>],
     scales: &mut [f64],
     bits: u32,
-) {
+) -> u32 {
     // Called before the embedding sums are appended: `x` holds the bottom output only.
     let Some(table) = last_bottom.and_then(|layer| layer.activation.as_mut()) else {
-        return;
+        return 0;
     };
     table.output_bits += bits;
     table.entries.iter_mut().for_each(|e| *e <<= bits);
     x.iter_mut().flatten().for_each(|v| *v <<= bits);
     let factor = (1u64 << bits) as f64;
     scales.iter_mut().for_each(|s| *s /= factor);
+    bits
 }
 
 /// The most weight bits (down to 2) for which `fits(norm)` holds, with that norm; 2 bits if none.

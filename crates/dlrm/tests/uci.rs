@@ -8,33 +8,18 @@
 use datasets::{PreparedDataset, SplitData};
 use dlrm::{Dlrm, Execution, Metrics, ModelPreset, QatConfig, QuantizeConfig};
 
-/// The prepared UCI splits (train, test) and table sizes, or `None` without `../shared`.
-fn uci_splits() -> Option<(SplitData, SplitData, Vec<usize>)> {
+/// The prepared UCI splits (train, test) and the `uci` preset trained on train, or `None`
+/// without `../shared`.
+fn trained_uci() -> Option<(SplitData, SplitData, Dlrm)> {
     let raw = datasets::shared::shared_file("data/heart/processed.cleveland.data")?;
     let dir = tempfile::tempdir().unwrap();
     let prepared = dir.path().join("uci");
     datasets::uci::prepare(&raw, &prepared, &Default::default(), &datasets::NoProgress).unwrap();
     let dataset = PreparedDataset::open(&prepared).unwrap();
-    Some((
-        dataset.load_split("train").unwrap(),
-        dataset.load_split("test").unwrap(),
-        dataset.manifest().table_sizes(),
-    ))
-}
-
-#[test]
-fn uci_preset_meets_the_acceptance_thresholds() {
-    let Some((train, test, table_rows)) = uci_splits() else {
-        return;
-    };
-
+    let train = dataset.load_split("train").unwrap();
+    let test = dataset.load_split("test").unwrap();
     let preset = ModelPreset::Uci;
-    let config = preset.config(train.dense_width(), &table_rows);
-    assert!(
-        config.activations() <= 48,
-        "{} activations",
-        config.activations()
-    );
+    let config = preset.config(train.dense_width(), &dataset.manifest().table_sizes());
     let mut model = Dlrm::new(&config, preset.train_config().seed).unwrap();
     dlrm::train(
         &mut model,
@@ -44,6 +29,16 @@ fn uci_preset_meets_the_acceptance_thresholds() {
         &mut dlrm::Silent,
     )
     .unwrap();
+    Some((train, test, model))
+}
+
+#[test]
+fn uci_preset_meets_the_acceptance_thresholds() {
+    let Some((train, test, model)) = trained_uci() else {
+        return;
+    };
+    let activations = model.config().activations();
+    assert!(activations <= 48, "{activations} activations");
     let float = dlrm::evaluate(&model, &test).unwrap();
     eprintln!("float   {float}");
     assert!(float.auc >= 0.90, "{float}");
@@ -168,28 +163,16 @@ fn uci_preset_meets_the_acceptance_thresholds() {
 // float model.
 #[test]
 fn rounding_replays_the_integer_model_and_finetuning_keeps_it_close() {
-    let Some((train, test, table_rows)) = uci_splits() else {
+    let Some((train, test, model)) = trained_uci() else {
         return;
     };
-    let preset = ModelPreset::Uci;
-    let config = preset.config(train.dense_width(), &table_rows);
-    let mut model = Dlrm::new(&config, preset.train_config().seed).unwrap();
-    dlrm::train(
-        &mut model,
-        &train,
-        None,
-        &preset.train_config(),
-        &mut dlrm::Silent,
-    )
-    .unwrap();
     let weights = model.to_weights().unwrap();
     let float = dlrm::predict_logits(&model, &train).unwrap();
 
     let quantize = QuantizeConfig::default();
     let (integer_model, report) = dlrm::quantize(&weights, &train, &quantize).unwrap();
     let integer = integer_model.logits(&train, Execution::Exact).unwrap();
-    let rounded =
-        dlrm::rounded_logits(&weights, &integer_model, &report, &quantize, &train).unwrap();
+    let rounded = dlrm::rounded_logits(&weights, &integer_model, &report, &train).unwrap();
     let mean_square = |a: &[f64], b: &[f64]| {
         a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / a.len() as f64
     };
@@ -205,7 +188,7 @@ fn rounding_replays_the_integer_model_and_finetuning_keeps_it_close() {
         "{rounded_error} vs {float_error}"
     );
 
-    let mut settings = preset.train_config();
+    let mut settings = ModelPreset::Uci.train_config();
     settings.epochs = 3;
     settings.learning_rate = 1e-4;
     let qat = QatConfig {
@@ -213,7 +196,7 @@ fn rounding_replays_the_integer_model_and_finetuning_keeps_it_close() {
         train: settings,
     };
     let result =
-        dlrm::finetune_quantized(&weights, &train, &train, 20_000, &qat, &mut dlrm::Silent)
+        dlrm::finetune_quantized(&weights, &train, &train, &train, &qat, &mut dlrm::Silent)
             .unwrap();
     assert_eq!(result.epochs.len(), 4);
     let kept = &result.epochs[result.kept_epoch];
