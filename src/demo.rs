@@ -84,6 +84,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         max_lut_bits: None,
         embedding_bits: None,
         lookup_headroom_bits: None,
+        square_bits: None,
         qat_epochs: 0,
         qat_learning_rate: 1e-4,
         finetuned_out: None,

@@ -457,7 +457,7 @@ pub fn print_summary(session: &Session, outcomes: &[RowOutcome], bootstrap: (Dur
     let server = stage(&|o| o.server.total());
     println!("per-stage time, median of {} rows (ms):", outcomes.len());
     println!(
-        "  client encrypt {:.1} | upload {:.1} KiB | decode {:.1} | bottom MLP {:.1} | lookup {:.1} | top MLP {:.1} | encode {:.2} | download {:.1} KiB | client decrypt {:.2}",
+        "  client encrypt {:.1} | upload {:.1} KiB | decode {:.1} | bottom MLP {:.1} | lookup {:.1} | interaction {:.1} | top MLP {:.1} | encode {:.2} | download {:.1} KiB | client decrypt {:.2}",
         stage(&|o| o.encrypt),
         median(
             outcomes
@@ -468,6 +468,7 @@ pub fn print_summary(session: &Session, outcomes: &[RowOutcome], bootstrap: (Dur
         stage(&|o| o.server.decode),
         stage(&|o| o.server.bottom),
         stage(&|o| o.server.lookup),
+        stage(&|o| o.server.interaction),
         stage(&|o| o.server.top),
         stage(&|o| o.server.encode),
         median(

@@ -183,6 +183,10 @@ pub struct QuantizeArgs {
     /// every column of that layer on one weight grid).
     #[arg(long)]
     pub lookup_headroom_bits: Option<u32>,
+    /// Dot models: bits of the squares at which the embedding width is chosen (default 7);
+    /// widths within 3 bits of it are then tried.
+    #[arg(long)]
+    pub square_bits: Option<u32>,
     /// Epochs of quantization-aware fine-tuning after post-training quantization (0: none).
     /// Each epoch trains with the integer model's rounding in the forward pass and
     /// re-quantizes; the epoch whose integer model has the lowest validation log loss is kept
@@ -447,6 +451,7 @@ pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
         lookup_headroom_bits: args
             .lookup_headroom_bits
             .unwrap_or(defaults.lookup_headroom_bits),
+        square_bits: args.square_bits.unwrap_or(defaults.square_bits),
         ..defaults
     };
     let calibration = dlrm::first_rows(&splits.train, args.calibration_rows);
@@ -503,6 +508,26 @@ pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
         println!(
             "embedding width: squared logit error by bits: {}; kept {kept} bits",
             trials.join(", ")
+        );
+    }
+    if let Some(square) = &report.square {
+        let trials: Vec<String> = report
+            .square_widths
+            .iter()
+            .map(|t| format!("{} {:.4}", t.bits, t.logit_mse))
+            .collect();
+        println!(
+            "dot interaction: square width: squared logit error by bits: {}; square table {} bits, boxes of 2^{}, unit {:.2}{}, wrong-box rate {:.4}",
+            trials.join(", "),
+            square.lut_bits,
+            square.box_shift,
+            square.square_unit,
+            if square.box_shift == 0 && square.square_unit == 1.0 {
+                " (exact squares)"
+            } else {
+                ""
+            },
+            square.wrong_box_rate
         );
     }
     for c in &report.layers {

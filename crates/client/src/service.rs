@@ -35,14 +35,8 @@ fn parse_server_timing(text: &str) -> Option<StageTimings> {
     for entry in text.split(',') {
         let (name, duration) = entry.trim().split_once(";dur=")?;
         let duration = Duration::from_secs_f64(duration.parse::<f64>().ok()?.max(0.0) / 1e3);
-        match name {
-            "decode" => timings.decode = duration,
-            "bottom" => timings.bottom = duration,
-            "lookup" => timings.lookup = duration,
-            "top" => timings.top = duration,
-            "encode" => timings.encode = duration,
-            _ => {}
-        }
+        // Stages this build does not know are skipped.
+        timings.set(name.trim(), duration);
     }
     Some(timings)
 }

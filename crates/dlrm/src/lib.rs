@@ -46,10 +46,12 @@ pub use model::{Batch, Dlrm};
 pub use noise::NoiseModel;
 pub use qat::{QatConfig, QatEpoch, QatResult, finetune_quantized, rounded_logits};
 pub use quant::{
-    ActivationTable, Execution, InputQuantizer, IntLayer, IntTable, LayerTrace, MAX_LUT_BITS,
-    MAX_VALUE_BITS, QUANTIZED_FORMAT_VERSION, QuantizedModel, Trace,
+    ActivationTable, DotInteraction, Execution, InputQuantizer, IntLayer, IntTable, LayerTrace,
+    MAX_LUT_BITS, MAX_VALUE_BITS, QUANTIZED_FORMAT_VERSION, QuantizedModel, Trace,
 };
-pub use quantize::{LayerChoice, QuantizeConfig, QuantizeReport, WidthTrial, quantize};
+pub use quantize::{
+    LayerChoice, QuantizeConfig, QuantizeReport, SquareChoice, WidthTrial, quantize,
+};
 pub use train::{
     EpochReport, Silent, TrainProgress, TrainReport, evaluate, first_rows, predict_logits, train,
 };

@@ -15,6 +15,16 @@ use crate::{
     QuantizedModel, Result, TrainConfig, TrainProgress, quantize,
 };
 
+/// Refuses dot models: their squares' rounding is not replayed in the forward pass.
+fn replayable(config: &crate::ModelConfig) -> Result<()> {
+    if config.interaction == crate::Interaction::Dot {
+        return Err(DlrmError::config(
+            "quantization-aware fine-tuning replays concat models only (a dot model's squares are not replayed)",
+        ));
+    }
+    Ok(())
+}
+
 /// The integer model's rounding, as float tensors for the forward pass.
 pub(crate) struct Rounding {
     input_scales: Tensor,
@@ -47,6 +57,7 @@ struct TableRounding {
 impl Rounding {
     /// The rounding of `model`, with the scales `quantize` reported for it.
     pub(crate) fn new(model: &QuantizedModel, report: &QuantizeReport) -> Result<Self> {
+        replayable(&model.config)?;
         let device = Device::Cpu;
         let row = |values: Vec<f32>| -> Result<Tensor> {
             let len = values.len();
@@ -237,6 +248,7 @@ pub fn finetune_quantized(
     progress: &mut dyn TrainProgress,
 ) -> Result<QatResult> {
     config.train.validate()?;
+    replayable(&weights.config)?;
     let calibrate = |w: &DlrmWeights| quantize(w, calibration, &config.quantize);
     let integer_metrics = |model: &QuantizedModel| -> Result<Metrics> {
         Ok(Metrics::from_logits(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::io::{read_json, write_json};
 use crate::rng::SplitMix64;
-use crate::weights::check_row;
+use crate::weights::{check_row, dot_pairs};
 use crate::{DlrmError, Interaction, ModelConfig, NoiseModel, Result, TableConfig};
 
 /// Version of the quantized model format this crate writes and reads.
@@ -167,14 +167,31 @@ impl IntLayer {
             .collect()
     }
 
-    /// L2 norm of row `r` over columns `columns` (what multiplies incoming bootstrap noise).
-    pub fn row_norm(&self, r: usize, columns: std::ops::Range<usize>) -> f64 {
+    /// What multiplies the bootstrap noise of the inputs in accumulator `r`: the L2 norm of
+    /// row `r` with each weight counted `noises[j]` times, `noises[j]` being the number of
+    /// independent bootstrap outputs input `j` sums (see [`QuantizedModel::column_noises`]).
+    ///
+    /// ```
+    /// let layer = dlrm::IntLayer {
+    ///     rows: 1, cols: 3, weight_bits: 4, weights: vec![3, 4, 7], bias: vec![0], activation: None,
+    /// };
+    /// assert_eq!(layer.noise_norm(0, &[1.0, 1.0, 0.0]), 5.0);
+    /// assert_eq!(layer.noise_norm(0, &[0.0, 4.0, 0.0]), 8.0);
+    /// ```
+    pub fn noise_norm(&self, r: usize, noises: &[f64]) -> f64 {
         let row = &self.weights[r * self.cols..(r + 1) * self.cols];
-        row[columns]
-            .iter()
-            .map(|&w| f64::from(w) * f64::from(w))
+        row.iter()
+            .zip(noises)
+            .map(|(&w, &n)| f64::from(w) * f64::from(w) * n)
             .sum::<f64>()
             .sqrt()
+    }
+
+    /// The largest [`IntLayer::noise_norm`] over the rows.
+    pub fn max_noise_norm(&self, noises: &[f64]) -> f64 {
+        (0..self.rows)
+            .map(|r| self.noise_norm(r, noises))
+            .fold(0.0, f64::max)
     }
 }
 
@@ -207,10 +224,98 @@ impl IntTable {
         }
         sum
     }
+
+    /// The largest magnitude a lookup can return in any coordinate: the sum over the parts of
+    /// their codebooks' largest magnitude.
+    ///
+    /// ```
+    /// use dlrm::{DigitCode, EmbeddingKind, IntTable, TableConfig};
+    /// let spec = TableConfig { rows: 4, kind: EmbeddingKind::Digits(DigitCode { base: 2, digits: 2 }) };
+    /// let table = IntTable { value_bits: 8, values: vec![0, -3, 0, 10] };
+    /// assert_eq!(table.largest_sum(&spec, 1), 13);
+    /// ```
+    pub fn largest_sum(&self, spec: &TableConfig, dim: usize) -> i64 {
+        let rows = spec.stored_rows();
+        let part_rows = rows / spec.parts().max(1);
+        self.values
+            .chunks(part_rows.max(1) * dim.max(1))
+            .map(|part| part.iter().map(|v| i64::from(*v).abs()).max().unwrap_or(0))
+            .sum()
+    }
 }
 
-/// A quantized DLRM (concat interaction only: the encrypted executor cannot multiply two
-/// ciphertexts, so a dot interaction has no integer form here).
+/// The dot interaction on integers. The bottom output `v_0` and the embedding sums `v_1..v_T`
+/// share one integer unit; every product `v_i[k] v_j[k]` (pairs `j < i` in the float model's
+/// order) is computed as `square(v_i[k] + v_j[k]) - square(v_i[k] - v_j[k])`, four times the
+/// product, with `square` one bootstrapped table (ciphertexts cannot be multiplied, but a
+/// table can square one). A pair's feature is the sum over `k` of those differences.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DotInteraction {
+    /// Reads a sum or difference and returns its square, in the pair features' unit.
+    pub square: ActivationTable,
+}
+
+impl DotInteraction {
+    /// The squares' inputs for `vectors` (the bottom output, then each embedding sum, `dim`
+    /// values each), in execution order: per pair `(i, j)`, per coordinate `k`, the sum
+    /// `v_i[k] + v_j[k]` then the difference `v_i[k] - v_j[k]`.
+    ///
+    /// ```
+    /// // Three vectors of dimension 1: pairs (1, 0), (2, 0), (2, 1).
+    /// let inputs = dlrm::DotInteraction::square_inputs(&[1, 10, 100], 1);
+    /// assert_eq!(inputs, vec![11, 9, 101, 99, 110, 90]);
+    /// ```
+    pub fn square_inputs(vectors: &[i64], dim: usize) -> Vec<i64> {
+        let count = vectors.len() / dim.max(1);
+        let mut inputs = Vec::with_capacity(count * count.saturating_sub(1) * dim);
+        for (i, j) in dot_pairs(count) {
+            for k in 0..dim {
+                let (a, b) = (vectors[i * dim + k], vectors[j * dim + k]);
+                inputs.extend([a + b, a - b]);
+            }
+        }
+        inputs
+    }
+
+    /// The pair features from the squares of [`DotInteraction::square_inputs`]: per pair, the
+    /// sum over `k` of the sum's square minus the difference's square.
+    ///
+    /// ```
+    /// let squares: Vec<i64> = dlrm::DotInteraction::square_inputs(&[1, 2, 3, 4], 2)
+    ///     .iter().map(|u| u * u).collect();
+    /// // 4 x (3 x 1 + 4 x 2)
+    /// assert_eq!(dlrm::DotInteraction::pair_features(&squares, 2), vec![44]);
+    /// ```
+    pub fn pair_features(squares: &[i64], dim: usize) -> Vec<i64> {
+        squares
+            .chunks_exact(2 * dim.max(1))
+            .map(|pair| pair.chunks_exact(2).map(|s| s[0] - s[1]).sum())
+            .collect()
+    }
+
+    /// How many bootstrap outputs square input `index` sums: one for the pairs with the bottom
+    /// output (`j = 0`), none for two exact embedding sums.
+    ///
+    /// ```
+    /// // Pairs (1, 0), (2, 0), (2, 1) of dimension 1, two inputs each.
+    /// let noises: Vec<f64> = (0..6).map(|r| dlrm::DotInteraction::input_noise(r, 1)).collect();
+    /// assert_eq!(noises, vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
+    /// ```
+    pub fn input_noise(index: usize, dim: usize) -> f64 {
+        let pair = index / (2 * dim.max(1));
+        // Pairs (i, j), j < i, run i = 1, 2, ...: pair p reads the bottom output when it is
+        // the first of its i, that is when p = i (i - 1) / 2.
+        let mut first = 0;
+        let mut i = 1;
+        while first < pair {
+            first += i;
+            i += 1;
+        }
+        if first == pair { 1.0 } else { 0.0 }
+    }
+}
+
+/// A quantized DLRM.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QuantizedModel {
     pub format: String,
@@ -229,14 +334,21 @@ pub struct QuantizedModel {
     pub output_acc_bits: u32,
     /// The noise the bit widths were chosen for, and that `simulate` adds.
     pub noise: NoiseModel,
+    /// The dot interaction's square table: present exactly for dot models, whose bottom
+    /// output and tables share one integer unit.
+    #[serde(default)]
+    pub dot: Option<DotInteraction>,
 }
 
 /// Every accumulator and activation of one reference run (for layer-by-layer comparison with
 /// the encrypted executor).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trace {
-    /// Integer inputs of the first top layer: bottom output then the embedding sums.
+    /// Integer inputs of the first top layer: bottom output then the embedding sums (concat)
+    /// or the pair features (dot).
     pub top_input: Vec<i64>,
+    /// The dot interaction's square inputs and squares (`None` for concat).
+    pub interaction: Option<LayerTrace>,
     /// Per layer (bottom then top): accumulators and the activations the tables returned.
     pub layers: Vec<LayerTrace>,
     /// The output layer's accumulator, with the simulated noise when simulating.
@@ -274,8 +386,13 @@ impl QuantizedModel {
         }
         let c = &self.config;
         c.validate()?;
-        if c.interaction != Interaction::Concat {
-            return bad("only the concat interaction has an integer form".into());
+        match (c.interaction, &self.dot) {
+            (Interaction::Concat, None) => {}
+            (Interaction::Dot, Some(dot)) => dot
+                .square
+                .validate()
+                .or_else(|e| bad(format!("dot interaction: {e}")))?,
+            _ => return bad("a square table belongs to dot models, and only to them".into()),
         }
         if !(1..=MAX_VALUE_BITS).contains(&self.input.bits)
             || self.input.scales.len() != c.dense_features
@@ -398,26 +515,40 @@ impl QuantizedModel {
         };
         let mut layers = Vec::with_capacity(self.bottom.len() + self.top.len());
         let mut x = dense.to_vec();
-        for (k, layer) in self.bottom.iter().enumerate() {
-            // The first bottom layer reads the client's fresh encryptions, not bootstrap outputs.
-            let noisy_columns = if k == 0 { 0..0 } else { 0..layer.cols };
-            x = self.hidden_layer(layer, &x, noisy_columns, noise.as_mut(), &mut layers);
+        for k in 0..self.bottom.len() {
+            x = self.hidden_layer(k, &x, noise.as_mut(), &mut layers);
         }
         let d = self.config.embedding_dim;
-        let bottom_width = x.len();
         for ((table, spec), &id) in self.tables.iter().zip(&self.config.tables).zip(ids) {
             x.extend(table.lookup(spec, d, id));
         }
+        let interaction = match &self.dot {
+            None => None,
+            Some(dot) => {
+                let inputs = DotInteraction::square_inputs(&x, d);
+                let squares: Vec<i64> = match noise.as_mut() {
+                    None => inputs.iter().map(|&u| dot.square.apply(u)).collect(),
+                    Some(rng) => inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(r, &u)| {
+                            let norm = DotInteraction::input_noise(r, d).sqrt();
+                            self.noisy_activation(&dot.square, u, norm, rng)
+                        })
+                        .collect(),
+                };
+                x.truncate(self.config.bottom_output());
+                x.extend(DotInteraction::pair_features(&squares, d));
+                Some(LayerTrace {
+                    accumulators: inputs,
+                    activations: squares,
+                })
+            }
+        };
         let top_input = x.clone();
         let (output, hidden) = self.top.split_last().expect("validated: top is not empty");
-        for (k, layer) in hidden.iter().enumerate() {
-            // Embedding sums come from exact lookups; only the bottom part carries bootstrap noise.
-            let noisy_columns = if k == 0 {
-                0..bottom_width
-            } else {
-                0..layer.cols
-            };
-            x = self.hidden_layer(layer, &x, noisy_columns, noise.as_mut(), &mut layers);
+        for k in 0..hidden.len() {
+            x = self.hidden_layer(self.bottom.len() + k, &x, noise.as_mut(), &mut layers);
         }
         let accumulators = output.accumulate(&x);
         let mut logit_numerator = accumulators[0] as f64;
@@ -430,33 +561,57 @@ impl QuantizedModel {
         });
         Ok(Trace {
             top_input,
+            interaction,
             layers,
             logit_numerator,
         })
+    }
+
+    /// How many independent bootstrap outputs each input of layer `index` (bottom layers, then
+    /// top layers) sums: none for the client's fresh inputs and the exact embedding sums, one
+    /// for an activation, `2 d` for a dot pair feature (`d` squares minus `d` squares).
+    ///
+    /// ```
+    /// // UCI sizes: bottom 2-8-4, one table of dimension 4, top 8-4-1.
+    /// let config = dlrm::ModelPreset::Uci.config(2, &[3]);
+    /// let weights = dlrm::Dlrm::new(&config, 1).unwrap().to_weights().unwrap();
+    /// let data = datasets::SplitData {
+    ///     labels: vec![1, 0], dense: vec![0.5, -1.0, 1.5, 0.2], categorical: vec![0, 2],
+    ///     dense_names: vec!["a".into(), "b".into()], categorical_names: vec!["c".into()],
+    /// };
+    /// let (model, _) = dlrm::quantize(&weights, &data, &dlrm::QuantizeConfig::default()).unwrap();
+    /// assert_eq!(model.column_noises(0), vec![0.0; 2]);
+    /// assert_eq!(model.column_noises(1), vec![1.0; 8]);
+    /// assert_eq!(model.column_noises(2), [[1.0; 4], [0.0; 4]].concat());
+    /// ```
+    pub fn column_noises(&self, index: usize) -> Vec<f64> {
+        column_noises(&self.config, index)
     }
 
     /// Standard deviation of the bootstrap noise the logit numerator carries, in numerator
     /// units: the output row's norm over the columns fed by bootstraps times the bootstrap output
     /// noise (what `simulate` adds to the output).
     pub fn output_noise_sd(&self) -> f64 {
+        let index = self.bottom.len() + self.top.len() - 1;
         let output = self.top.last().expect("validated: top is not empty");
-        let columns = if self.top.len() == 1 {
-            0..self.bottom.last().map_or(0, |l| l.rows)
-        } else {
-            0..output.cols
-        };
         let units = (1u64 << self.output_acc_bits) as f64 / self.noise.polynomial_size as f64;
-        output.row_norm(0, columns) * self.noise.bootstrap_output_sd * units
+        output.noise_norm(0, &self.column_noises(index)) * self.noise.bootstrap_output_sd * units
     }
 
+    /// Layer `index` (bottom, then top) and its activations, recorded in `layers`.
     fn hidden_layer(
         &self,
-        layer: &IntLayer,
+        index: usize,
         x: &[i64],
-        noisy_columns: std::ops::Range<usize>,
         noise: Option<&mut SplitMix64>,
         layers: &mut Vec<LayerTrace>,
     ) -> Vec<i64> {
+        let layer = self
+            .bottom
+            .iter()
+            .chain(&self.top)
+            .nth(index)
+            .expect("a layer index");
         let table = layer
             .activation
             .as_ref()
@@ -465,18 +620,12 @@ impl QuantizedModel {
         let activations: Vec<i64> = match noise {
             None => accumulators.iter().map(|&a| table.apply(a)).collect(),
             Some(rng) => {
-                // One unit of 1/(2N) in accumulator units: a box is 2^box_shift accumulator
-                // units and N / 2^lut_bits noise units wide.
-                let units = (1u64 << (table.box_shift + table.lut_bits)) as f64
-                    / self.noise.polynomial_size as f64;
+                let noises = self.column_noises(index);
                 accumulators
                     .iter()
                     .enumerate()
                     .map(|(r, &a)| {
-                        let norm = layer.row_norm(r, noisy_columns.clone());
-                        let sd = self.noise.bootstrap_input_sd(norm) * units;
-                        let phase = a as f64 + rng.normal() * sd;
-                        i64::from(table.entries[table.noisy_box_index(phase)])
+                        self.noisy_activation(table, a, layer.noise_norm(r, &noises), rng)
                     })
                     .collect()
             }
@@ -486,6 +635,24 @@ impl QuantizedModel {
             activations: activations.clone(),
         });
         activations
+    }
+
+    /// What a bootstrap of `table` returns for accumulator `acc` whose inputs' noise is
+    /// multiplied by `norm`, with the noise drawn from `rng`.
+    fn noisy_activation(
+        &self,
+        table: &ActivationTable,
+        acc: i64,
+        norm: f64,
+        rng: &mut SplitMix64,
+    ) -> i64 {
+        // One unit of 1/(2N) in accumulator units: a box is 2^box_shift accumulator units and
+        // N / 2^lut_bits noise units wide.
+        let units =
+            (1u64 << (table.box_shift + table.lut_bits)) as f64 / self.noise.polynomial_size as f64;
+        let sd = self.noise.bootstrap_input_sd(norm) * units;
+        let phase = acc as f64 + rng.normal() * sd;
+        i64::from(table.entries[table.noisy_box_index(phase)])
     }
 
     /// Logits of every row of a dataset split, in parallel.
@@ -521,6 +688,33 @@ impl QuantizedModel {
     pub(crate) fn format_name() -> String {
         QUANTIZED_FORMAT.into()
     }
+}
+
+/// [`QuantizedModel::column_noises`] from the architecture alone (the quantizer needs it before
+/// the model exists).
+pub(crate) fn column_noises(config: &ModelConfig, index: usize) -> Vec<f64> {
+    let widths: Vec<usize> = std::iter::once(config.dense_features)
+        .chain(config.bottom.iter().copied())
+        .chain(config.top.iter().copied())
+        .collect();
+    let bottom = config.bottom.len();
+    if index == 0 {
+        // The client's fresh encryptions.
+        return vec![0.0; widths[0]];
+    }
+    if index != bottom {
+        return vec![1.0; widths[index]];
+    }
+    // The first top layer: the bottom output, then the embedding sums or the pair features.
+    let bottom_width = config.bottom_output();
+    let rest = config.interaction_output() - bottom_width;
+    let summed = match config.interaction {
+        Interaction::Concat => 0.0,
+        Interaction::Dot => 2.0 * config.embedding_dim as f64,
+    };
+    let mut noises = vec![1.0; bottom_width];
+    noises.extend(std::iter::repeat_n(summed, rest));
+    noises
 }
 
 /// Largest magnitude of a signed `bits`-bit value as this format uses it (`2^(bits-1) - 1`).

@@ -12,13 +12,20 @@
 //! the embedding columns get `lookup_headroom_bits` more bits than the noise budget allows the
 //! others; the bottom MLP's last table outputs its activations multiplied by the same power of
 //! two (a table's entries cost nothing in noise) so that both kinds share one accumulator grid.
+//!
+//! A dot model's bottom output takes as many levels as its embedding entries, and the products
+//! of its pairs come from one square table covering every sum and difference of two vectors
+//! ([`DotInteraction`]): `(a + b)^2 - (a - b)^2 = 4ab` holds for any integers, so each vector
+//! keeps its own unit and a pair feature's unit is the product of its two vectors' units.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::quant::{
-    ActivationTable, Execution, InputQuantizer, IntLayer, IntTable, QuantizedModel, value_limit,
+    ActivationTable, DotInteraction, Execution, InputQuantizer, IntLayer, IntTable, QuantizedModel,
+    column_noises, value_limit,
 };
+use crate::weights::dot_pairs;
 use crate::{
     DenseLayer, DlrmError, DlrmWeights, Interaction, MAX_LUT_BITS, MAX_VALUE_BITS, NoiseModel,
     QUANTIZED_FORMAT_VERSION, Result,
@@ -45,7 +52,14 @@ pub struct QuantizeConfig {
     /// (those columns carry no bootstrap noise); the bottom MLP's last activations are scaled
     /// by `2^lookup_headroom_bits` to make room. 0 puts every column on one weight grid
     /// (measured on the Criteo head: logit error at 8-bit embeddings 0.153 with 0, 0.009 with 6).
+    /// Concat models only: a dot model's first top layer reads no embedding sums.
     pub lookup_headroom_bits: u32,
+    /// Bits of the dot interaction's squares (their table's outputs; dot models only) at which
+    /// the embedding width is chosen; every square width from 2 to 3 bits more is then tried at
+    /// that embedding width and the one whose integer model tracks the float model best kept.
+    /// Squares are exact integers while they fit; coarser squares leave the next layer's weights
+    /// on them finer.
+    pub square_bits: u32,
     /// Widens calibrated ranges by this fraction on each side.
     pub range_margin: f64,
     /// Activation scales cover this quantile of the calibration activations (the rest clamp).
@@ -64,6 +78,7 @@ impl Default for QuantizeConfig {
             max_lut_bits: 7,
             embedding_bits: 8,
             lookup_headroom_bits: 6,
+            square_bits: 7,
             range_margin: 0.1,
             activation_quantile: 0.999,
             min_clean_sigmas: 3.0,
@@ -106,8 +121,30 @@ pub struct QuantizeReport {
     /// Real value of one integer unit of each table's entries.
     pub embedding_scales: Vec<f64>,
     /// The lookup headroom applied to the bottom MLP's last table: its entries are multiples
-    /// of `2^lookup_headroom_bits` (0 without a bottom MLP or without tables).
+    /// of `2^lookup_headroom_bits` (0 without tables, and for dot models).
     pub lookup_headroom_bits: u32,
+    /// The dot interaction's square table (`None` for concat models).
+    #[serde(default)]
+    pub square: Option<SquareChoice>,
+    /// Every square width tried at the kept embedding width (dot models).
+    #[serde(default)]
+    pub square_widths: Vec<WidthTrial>,
+}
+
+/// What the quantizer chose for a dot model's square table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SquareChoice {
+    pub lut_bits: u32,
+    /// Probability that a square of a pair with the bottom output (whose bootstrap noise it
+    /// carries) reads a neighbouring box; the other pairs only carry the modulus switch's.
+    pub wrong_box_rate: f64,
+    /// `log2` of the boxes' width: 0 when every sum and difference has its own box, and the
+    /// squares are exact (with `square_unit` 1).
+    pub box_shift: u32,
+    /// The squares' unit: the table returns `round(square / square_unit)`.
+    pub square_unit: f64,
+    /// Real value of one unit of each pair feature, in the top MLP's input order.
+    pub pair_scales: Vec<f64>,
 }
 
 /// One embedding width the quantizer tried.
@@ -119,7 +156,7 @@ pub struct WidthTrial {
     pub logit_mse: f64,
 }
 
-/// Quantizes a concat-interaction model, calibrating on up to all rows of `calibration`.
+/// Quantizes a model, calibrating on up to all rows of `calibration`.
 ///
 /// ```
 /// let config = dlrm::ModelPreset::Uci.config(2, &[3]);
@@ -147,14 +184,53 @@ pub fn quantize(
     if weights.config.tables.is_empty() {
         return quantize_with_embedding_bits(weights, calibration, config, config.embedding_bits);
     }
-    let mut best: Option<(f64, QuantizedModel, QuantizeReport)> = None;
+    let trial = |config: &QuantizeConfig, embedding_bits: u32| {
+        let (model, report) =
+            quantize_with_embedding_bits(weights, calibration, config, embedding_bits)?;
+        let logit_mse = logit_error(weights, &model, calibration)?;
+        Ok::<_, DlrmError>((logit_mse, model, report))
+    };
+    type Trial = (f64, QuantizedModel, QuantizeReport);
+    let keep_best = |best: &mut Option<Trial>, candidate: Trial| {
+        if best.as_ref().is_none_or(|(least, ..)| candidate.0 < *least) {
+            *best = Some(candidate);
+        }
+    };
+    let mut best = None;
     let mut embedding_widths = Vec::new();
     for bits in 2..=config.embedding_bits {
-        let (model, report) = quantize_with_embedding_bits(weights, calibration, config, bits)?;
-        let logit_mse = logit_error(weights, &model, calibration)?;
-        embedding_widths.push(WidthTrial { bits, logit_mse });
-        if best.as_ref().is_none_or(|(least, ..)| logit_mse < *least) {
-            best = Some((logit_mse, model, report));
+        let candidate = trial(config, bits)?;
+        embedding_widths.push(WidthTrial {
+            bits,
+            logit_mse: candidate.0,
+        });
+        keep_best(&mut best, candidate);
+    }
+    let (logit_mse, model, report) = best.expect("at least one width was tried");
+    let embedding_bits = report.embedding_bits.expect("the model has tables");
+    let mut square_widths = Vec::new();
+    let mut best = Some((logit_mse, model, report));
+    if weights.config.interaction == Interaction::Dot {
+        let widest = (config.square_bits + 3).min(MAX_VALUE_BITS);
+        for square_bits in 2..=widest {
+            let candidate = if square_bits == config.square_bits {
+                let (logit_mse, ..) = best.as_ref().expect("kept above");
+                (*logit_mse, None)
+            } else {
+                let config = QuantizeConfig {
+                    square_bits,
+                    ..config.clone()
+                };
+                let candidate = trial(&config, embedding_bits)?;
+                (candidate.0, Some(candidate))
+            };
+            square_widths.push(WidthTrial {
+                bits: square_bits,
+                logit_mse: candidate.0,
+            });
+            if let Some(candidate) = candidate.1 {
+                keep_best(&mut best, candidate);
+            }
         }
     }
     let (_, model, report) = best.expect("at least one width was tried");
@@ -162,6 +238,7 @@ pub fn quantize(
         model,
         QuantizeReport {
             embedding_widths,
+            square_widths,
             ..report
         },
     ))
@@ -197,11 +274,7 @@ fn quantize_with_embedding_bits(
     embedding_bits: u32,
 ) -> Result<(QuantizedModel, QuantizeReport)> {
     let c = &weights.config;
-    if c.interaction != Interaction::Concat {
-        return Err(DlrmError::config(
-            "only concat models can be quantized: a dot interaction multiplies two ciphertexts",
-        ));
-    }
+    let dot = c.interaction == Interaction::Dot;
     if calibration.rows() == 0 || calibration.dense_width() != c.dense_features {
         return Err(DlrmError::shape(
             "calibration data is empty or has the wrong dense width",
@@ -226,18 +299,26 @@ fn quantize_with_embedding_bits(
     let mut choices = Vec::new();
     let mut bottom = Vec::new();
     for (k, layer) in weights.bottom.iter().enumerate() {
-        let grid = WeightGrid::noisy(if k == 0 { 0 } else { layer.weight.cols });
+        // A dot model's bottom output: as many levels as the embedding entries.
+        let output = if dot && k + 1 == weights.bottom.len() {
+            ActivationGrid {
+                bits: embedding_bits - 1,
+            }
+        } else {
+            ActivationGrid::of(config)
+        };
         let step = HiddenStep {
             name: format!("bottom.{k}"),
             layer,
-            grid,
+            grid: WeightGrid::for_layer(c, k, config),
+            output,
         };
         let (int_layer, choice) = step.run(&mut x, &mut xf, &mut scales, config);
         bottom.push(int_layer);
         choices.push(choice);
     }
     let bottom_width = scales.len();
-    let lookup_headroom_bits = if c.tables.is_empty() {
+    let lookup_headroom_bits = if c.tables.is_empty() || dot {
         0
     } else {
         make_room_for_lookups(
@@ -274,40 +355,46 @@ fn quantize_with_embedding_bits(
         tables.push(int_table);
         embedding_scales.push(scale);
     }
+    let (square, dot_interaction) = if dot {
+        // The bottom output's levels, or an embedding sum's largest magnitude.
+        let largest_vector = tables
+            .iter()
+            .zip(&c.tables)
+            .map(|(table, spec)| table.largest_sum(spec, c.embedding_dim))
+            .fold(value_limit(embedding_bits), i64::max);
+        let (table, choice) = interact_by_squares(
+            &mut x,
+            &mut xf,
+            &mut scales,
+            bottom_width,
+            c.embedding_dim,
+            largest_vector,
+            config,
+        );
+        (Some(choice), Some(DotInteraction { square: table }))
+    } else {
+        (None, None)
+    };
     let (output_layer, hidden) = weights
         .top
         .split_last()
         .expect("validated: top is not empty");
-    // The first top layer reads the bottom output, then the embedding sums.
-    let first_top = WeightGrid {
-        noisy_columns: bottom_width,
-        lookup_columns: scales.len() - bottom_width,
-        lookup_headroom_bits: config.lookup_headroom_bits,
-    };
     let mut top = Vec::new();
     for (k, layer) in hidden.iter().enumerate() {
-        let grid = if k == 0 {
-            first_top
-        } else {
-            WeightGrid::noisy(layer.weight.cols)
-        };
         let step = HiddenStep {
             name: format!("top.{k}"),
             layer,
-            grid,
+            grid: WeightGrid::for_layer(c, weights.bottom.len() + k, config),
+            output: ActivationGrid::of(config),
         };
         let (int_layer, choice) = step.run(&mut x, &mut xf, &mut scales, config);
         top.push(int_layer);
         choices.push(choice);
     }
-    let grid = if hidden.is_empty() {
-        first_top
-    } else {
-        WeightGrid::noisy(output_layer.weight.cols)
-    };
+    let grid = WeightGrid::for_layer(c, weights.bottom.len() + hidden.len(), config);
     let corrected = bias_corrected(output_layer, &scales, &x, &xf);
-    let (weight_bits, norm) = choose_weight_bits(&corrected, &scales, grid, config, |_| true);
-    let (mut output, logit_scale) = integer_layer(&corrected, &scales, grid, weight_bits);
+    let (weight_bits, norm) = choose_weight_bits(&corrected, &scales, &grid, config, |_| true);
+    let (mut output, logit_scale) = integer_layer(&corrected, &scales, &grid, weight_bits);
     let largest = x
         .iter()
         .map(|row| output.accumulate(row)[0].unsigned_abs())
@@ -339,6 +426,7 @@ fn quantize_with_embedding_bits(
         logit_scale,
         output_acc_bits,
         noise: config.noise,
+        dot: dot_interaction,
     };
     model.validate()?;
     let report = QuantizeReport {
@@ -347,6 +435,8 @@ fn quantize_with_embedding_bits(
         embedding_bits: (!c.tables.is_empty()).then_some(embedding_bits),
         embedding_scales,
         lookup_headroom_bits,
+        square,
+        square_widths: Vec::new(),
     };
     Ok((model, report))
 }
@@ -357,10 +447,11 @@ fn validate_config(config: &QuantizeConfig) -> Result<()> {
         && bits_ok(config.max_weight_bits)
         && bits_ok(config.embedding_bits)
         && (1..=MAX_VALUE_BITS).contains(&config.activation_bits)
+        && (1..=MAX_VALUE_BITS).contains(&config.square_bits)
         && (config.activation_bits..=MAX_LUT_BITS).contains(&config.max_lut_bits))
     {
         return Err(DlrmError::config(
-            "bits must be 2..=16, and activation_bits <= max_lut_bits <= 16",
+            "bits must be 2..=16 (activation and square bits 1..=16), and activation_bits <= max_lut_bits <= 16",
         ));
     }
     if config.activation_bits + config.lookup_headroom_bits > MAX_VALUE_BITS
@@ -400,10 +491,10 @@ fn calibrate_input(data: &datasets::SplitData, config: &QuantizeConfig) -> Input
 }
 
 /// Which columns of a layer's input carry bootstrap noise and which are embedding sums.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct WeightGrid {
-    /// Leading columns fed by bootstraps (their weights' norm is what the noise budget limits).
-    noisy_columns: usize,
+    /// Bootstrap outputs each column sums (what the noise budget limits the weights by).
+    noises: Vec<f64>,
     /// Trailing columns fed by embedding lookups (exact).
     lookup_columns: usize,
     /// Extra weight bits of the lookup columns.
@@ -411,12 +502,18 @@ struct WeightGrid {
 }
 
 impl WeightGrid {
-    /// A layer without lookup columns whose first `noisy_columns` inputs are bootstrap outputs.
-    fn noisy(noisy_columns: usize) -> Self {
+    /// The grid of layer `index` (bottom layers, then top): only a concat model's first top
+    /// layer has lookup columns.
+    fn for_layer(c: &crate::ModelConfig, index: usize, config: &QuantizeConfig) -> Self {
+        let lookup_columns = if index == c.bottom.len() && c.interaction == Interaction::Concat {
+            c.interaction_output() - c.bottom_output()
+        } else {
+            0
+        };
         Self {
-            noisy_columns,
-            lookup_columns: 0,
-            lookup_headroom_bits: 0,
+            noises: column_noises(c, index),
+            lookup_columns,
+            lookup_headroom_bits: config.lookup_headroom_bits,
         }
     }
 
@@ -433,7 +530,7 @@ impl WeightGrid {
 fn integer_layer(
     layer: &DenseLayer,
     scales: &[f64],
-    grid: WeightGrid,
+    grid: &WeightGrid,
     weight_bits: u32,
 ) -> (IntLayer, f64) {
     let w = &layer.weight;
@@ -501,15 +598,14 @@ fn make_room_for_lookups(
 fn choose_weight_bits(
     layer: &DenseLayer,
     scales: &[f64],
-    grid: WeightGrid,
+    grid: &WeightGrid,
     config: &QuantizeConfig,
     fits: impl Fn(f64) -> bool,
 ) -> (u32, f64) {
     let norm = |bits| {
-        max_row_norm(
-            &integer_layer(layer, scales, grid, bits).0,
-            grid.noisy_columns,
-        )
+        integer_layer(layer, scales, grid, bits)
+            .0
+            .max_noise_norm(&grid.noises)
     };
     (2..=config.max_weight_bits)
         .rev()
@@ -518,15 +614,6 @@ fn choose_weight_bits(
         .unwrap_or_else(|| (2, norm(2)))
 }
 
-fn max_row_norm(layer: &IntLayer, noisy_columns: usize) -> f64 {
-    (0..layer.rows)
-        .map(|r| layer.row_norm(r, 0..noisy_columns))
-        .fold(0f64, f64::max)
-}
-
-/// Quantizes one hidden layer. Every (weight bits, table bits) pair whose bootstraps stay clean
-/// is tried; the pair whose activations are closest (mean squared error, in real units) to the
-/// float layer's on the same integer inputs wins. Returns the layer and its output scale.
 /// One hidden layer of the calibration walk (bottom or top MLP): its bias is corrected towards
 /// the float activations, it is quantized, and the integer and float activations and the scales
 /// move on to its outputs.
@@ -535,6 +622,7 @@ struct HiddenStep<'a> {
     layer: &'a DenseLayer,
     /// Which inputs carry bootstrap noise (none for a layer fed by the client's exact inputs).
     grid: WeightGrid,
+    output: ActivationGrid,
 }
 
 impl HiddenStep<'_> {
@@ -548,35 +636,39 @@ impl HiddenStep<'_> {
         let corrected = bias_corrected(self.layer, scales, x, xf);
         *xf = float_layer(self.layer, xf);
         let (int_layer, out_scale, choice) =
-            quantize_hidden(&self.name, &corrected, scales, self.grid, x, xf, config);
+            quantize_hidden(&self, &corrected, scales, x, xf, config);
         *x = apply(&int_layer, x);
         *scales = vec![out_scale; int_layer.rows];
         (int_layer, choice)
     }
 }
 
+/// Quantizes one hidden layer (`layer`: the step's layer with its bias corrected). Every
+/// (weight bits, table bits) pair whose bootstraps stay clean is tried; the pair whose
+/// activations are closest (mean squared error, in real units) to the float layer's on the same
+/// integer inputs wins. Returns the layer and its output scale.
 fn quantize_hidden(
-    name: &str,
+    step: &HiddenStep,
     layer: &DenseLayer,
     scales: &[f64],
-    grid: WeightGrid,
     x: &[Vec<i64>],
     float_outputs: &[Vec<f64>],
     config: &QuantizeConfig,
 ) -> (IntLayer, f64, LayerChoice) {
+    let (name, grid, output) = (&step.name, &step.grid, step.output);
     let noise = &config.noise;
     let clean = |norm: f64, lut_bits: u32| {
         noise.box_width(lut_bits) / 2.0 >= config.min_clean_sigmas * noise.bootstrap_input_sd(norm)
     };
     // What the integer layer should reproduce: the float model's activations.
     let target: Vec<f64> = float_outputs.iter().flatten().copied().collect();
-    let levels = ((1u64 << config.activation_bits) - 1) as f64;
-    let out_scale = quantile(target.clone(), config.activation_quantile).max(1e-12) / levels;
+    let out_scale =
+        quantile(target.clone(), config.activation_quantile).max(1e-12) / output.levels();
     let consider = |best: &mut Option<(f64, LayerChoice, IntLayer)>,
                     weight_bits: u32,
                     lut_bits: Option<u32>| {
         let (mut int_layer, acc_scale) = integer_layer(layer, scales, grid, weight_bits);
-        let norm = max_row_norm(&int_layer, grid.noisy_columns);
+        let norm = int_layer.max_noise_norm(&grid.noises);
         let accumulators: Vec<i64> = x.iter().flat_map(|row| int_layer.accumulate(row)).collect();
         let luts: Vec<u32> = match lut_bits {
             Some(bits) => vec![bits],
@@ -585,7 +677,14 @@ fn quantize_hidden(
                 .collect(),
         };
         for lut_bits in luts {
-            let table = activation_table(&accumulators, acc_scale, out_scale, lut_bits, config);
+            let table = activation_table(
+                &accumulators,
+                acc_scale,
+                out_scale,
+                lut_bits,
+                output,
+                config,
+            );
             let error: f64 = accumulators
                 .iter()
                 .zip(&target)
@@ -634,22 +733,12 @@ fn activation_table(
     acc_scale: f64,
     out_scale: f64,
     lut_bits: u32,
+    output: ActivationGrid,
     config: &QuantizeConfig,
 ) -> ActivationTable {
-    let (min, max) = accumulators
-        .iter()
-        .fold((i64::MAX, i64::MIN), |(lo, hi), &a| (lo.min(a), hi.max(a)));
-    let (min, max) = if min > max { (0, 0) } else { (min, max) };
-    let margin = ((max - min) as f64 * config.range_margin).ceil() as i64 + 1;
-    let (low, high) = (min - margin, max + margin);
-    let boxes = (1i64 << lut_bits) - 1;
-    let mut box_shift = 0;
-    while boxes << box_shift < high - low {
-        box_shift += 1;
-    }
-    let lo = low - ((boxes << box_shift) - (high - low)) / 2;
-    let levels = ((1u64 << config.activation_bits) - 1) as f64;
-    let entries = (0..=boxes)
+    let (lo, box_shift) = boxes_covering(range(accumulators), lut_bits, config);
+    let levels = output.levels();
+    let entries = (0..1i64 << lut_bits)
         .map(|k| {
             let centre = (lo + (k << box_shift)) as f64 * acc_scale;
             (centre.max(0.0) / out_scale).round().min(levels) as u32
@@ -659,9 +748,138 @@ fn activation_table(
         lo,
         box_shift,
         lut_bits,
-        output_bits: config.activation_bits,
+        output_bits: output.bits,
         entries,
     }
+}
+
+/// The smallest and largest of `values` (`(0, 0)` if empty).
+fn range(values: &[i64]) -> (i64, i64) {
+    let (min, max) = values
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(lo, hi), &a| (lo.min(a), hi.max(a)));
+    if min > max { (0, 0) } else { (min, max) }
+}
+
+/// `(lo, box_shift)` of `2^lut_bits` boxes of the smallest power-of-two width that cover
+/// `[min, max]` widened by the margin on each side, centred on it.
+fn boxes_covering((min, max): (i64, i64), lut_bits: u32, config: &QuantizeConfig) -> (i64, u32) {
+    let margin = ((max - min) as f64 * config.range_margin).ceil() as i64 + 1;
+    let (low, high) = (min - margin, max + margin);
+    let boxes = (1i64 << lut_bits) - 1;
+    let mut box_shift = 0;
+    while boxes << box_shift < high - low {
+        box_shift += 1;
+    }
+    (low - ((boxes << box_shift) - (high - low)) / 2, box_shift)
+}
+
+/// The levels of a hidden layer's activations: `[0, 2^bits)`, covering the activations'
+/// `activation_quantile`.
+#[derive(Clone, Copy, Debug)]
+struct ActivationGrid {
+    bits: u32,
+}
+
+impl ActivationGrid {
+    /// `activation_bits` levels.
+    fn of(config: &QuantizeConfig) -> Self {
+        Self {
+            bits: config.activation_bits,
+        }
+    }
+
+    fn levels(self) -> f64 {
+        ((1u64 << self.bits) - 1) as f64
+    }
+}
+
+/// Replaces each calibration row's bottom output and embedding sums (`x`: integers of real
+/// value `scales`; `xf`: the float values) by the dot interaction's features, and returns the
+/// square table. The table covers every sum and difference the model can produce (twice the
+/// largest bottom output or embedding sum, `largest_vector`), so nothing is ever clamped: in
+/// single-integer boxes (exact squares) when the fewest boxes that allow it stay clean for the
+/// noisiest input (one bootstrap output), else in the most boxes that do. It returns squares in at most
+/// `2^square_bits` levels.
+fn interact_by_squares(
+    x: &mut [Vec<i64>],
+    xf: &mut [Vec<f64>],
+    scales: &mut Vec<f64>,
+    bottom_width: usize,
+    dim: usize,
+    largest_vector: i64,
+    config: &QuantizeConfig,
+) -> (ActivationTable, SquareChoice) {
+    let noise = &config.noise;
+    let sd = noise.bootstrap_input_sd(1.0);
+    let clean_bits = (config.activation_bits..=config.max_lut_bits)
+        .rev()
+        .find(|&bits| noise.box_width(bits) / 2.0 >= config.min_clean_sigmas * sd)
+        .unwrap_or(config.activation_bits);
+    let bound = 2 * largest_vector;
+    // The fewest boxes that give every sum its own box (wider boxes, fewer misreads), else
+    // the most that stay clean.
+    let lut_bits = (1..=clean_bits)
+        .find(|&bits| (1i64 << bits) > 2 * bound)
+        .unwrap_or(clean_bits);
+    let boxes = (1i64 << lut_bits) - 1;
+    let mut box_shift = 0;
+    while boxes << box_shift < 2 * bound {
+        box_shift += 1;
+    }
+    let lo = -bound - ((boxes << box_shift) - 2 * bound) / 2;
+    let centres: Vec<i64> = (0..=boxes).map(|k| lo + (k << box_shift)).collect();
+    // Levels over the squares the model can produce (the boxes may reach further).
+    let largest = bound.unsigned_abs().pow(2).max(1);
+    let levels = (1u64 << config.square_bits) - 1;
+    let square_unit = (largest as f64 / levels as f64).max(1.0);
+    let square = ActivationTable {
+        lo,
+        box_shift,
+        lut_bits,
+        output_bits: config.square_bits,
+        entries: centres
+            .iter()
+            .map(|c| {
+                (c.unsigned_abs().pow(2) as f64 / square_unit)
+                    .round()
+                    .min(levels as f64) as u32
+            })
+            .collect(),
+    };
+    x.par_iter_mut()
+        .zip(xf.par_iter_mut())
+        .for_each(|(row_x, row_f)| {
+            let inputs = DotInteraction::square_inputs(row_x, dim);
+            let squares: Vec<i64> = inputs.iter().map(|&u| square.apply(u)).collect();
+            row_x.truncate(bottom_width);
+            row_x.extend(DotInteraction::pair_features(&squares, dim));
+            let vectors = row_f.len() / dim;
+            let dots: Vec<f64> = dot_pairs(vectors)
+                .map(|(i, j)| {
+                    (0..dim)
+                        .map(|k| row_f[i * dim + k] * row_f[j * dim + k])
+                        .sum()
+                })
+                .collect();
+            row_f.truncate(bottom_width);
+            row_f.extend(dots);
+        });
+    // A pair feature is four times the product of its vectors' integers, in square units.
+    let vector_scales: Vec<f64> = scales.iter().step_by(dim).copied().collect();
+    let pair_scales: Vec<f64> = dot_pairs(vector_scales.len())
+        .map(|(i, j)| square_unit * vector_scales[i] * vector_scales[j] / 4.0)
+        .collect();
+    scales.truncate(bottom_width);
+    scales.extend(&pair_scales);
+    let choice = SquareChoice {
+        lut_bits,
+        box_shift,
+        wrong_box_rate: noise.wrong_box_rate(sd, lut_bits),
+        square_unit,
+        pair_scales,
+    };
+    (square, choice)
 }
 
 /// `layer` with its bias corrected for the mean error of its integer inputs (real value

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use dlrm::{IntLayer, QuantizedModel};
+use dlrm::{DotInteraction, IntLayer, QuantizedModel};
 use embed::{EmbeddingTable, OutputOrder, PackedTables};
 use fhe::{
     ClientKey, CoefficientSlot, Encoding, LookupTable, LutBits, LweBatch, LweDenseLayer,
@@ -12,7 +12,7 @@ use fhe::{
 
 use crate::error::{InferError, Result, malformed};
 use crate::interface::{ModelInterface, encoding};
-use crate::plan::{FhePlan, LayerPlan, compile};
+use crate::plan::{FhePlan, compile};
 use crate::wire::{Request, Response};
 
 /// Wall time of each stage of one request.
@@ -22,15 +22,66 @@ pub struct StageTimings {
     pub decode: Duration,
     pub bottom: Duration,
     pub lookup: Duration,
+    /// The dot interaction's squares (zero for concat models).
+    pub interaction: Duration,
     pub top: Duration,
     /// Serialising the response.
     pub encode: Duration,
 }
 
 impl StageTimings {
+    /// The stages' names, in execution order (the names of `server-timing` headers and
+    /// metrics).
+    pub const NAMES: [&'static str; 6] =
+        ["decode", "bottom", "lookup", "interaction", "top", "encode"];
+
     /// Sum of the stages.
     pub fn total(&self) -> Duration {
-        self.decode + self.bottom + self.lookup + self.top + self.encode
+        self.stages().iter().map(|(_, d)| *d).sum()
+    }
+
+    /// Every stage with its name, in execution order.
+    ///
+    /// ```
+    /// let timings = infer::StageTimings::default();
+    /// assert_eq!(timings.stages().map(|(name, _)| name), infer::StageTimings::NAMES);
+    /// ```
+    pub fn stages(&self) -> [(&'static str, Duration); 6] {
+        let values = [
+            self.decode,
+            self.bottom,
+            self.lookup,
+            self.interaction,
+            self.top,
+            self.encode,
+        ];
+        let mut stages = [("", Duration::ZERO); 6];
+        for (stage, (name, value)) in stages.iter_mut().zip(Self::NAMES.into_iter().zip(values)) {
+            *stage = (name, value);
+        }
+        stages
+    }
+
+    /// Sets the stage called `name`; returns false for an unknown name.
+    ///
+    /// ```
+    /// let mut timings = infer::StageTimings::default();
+    /// assert!(timings.set("top", std::time::Duration::from_millis(3)));
+    /// assert!(!timings.set("elsewhere", std::time::Duration::ZERO));
+    /// assert_eq!(timings.total().as_millis(), 3);
+    /// ```
+    pub fn set(&mut self, name: &str, duration: Duration) -> bool {
+        let stage = match name {
+            "decode" => &mut self.decode,
+            "bottom" => &mut self.bottom,
+            "lookup" => &mut self.lookup,
+            "interaction" => &mut self.interaction,
+            "top" => &mut self.top,
+            "encode" => &mut self.encode,
+            _ => return false,
+        };
+        *stage = duration;
+        true
     }
 }
 
@@ -40,8 +91,20 @@ pub struct ExecutionTrace {
     /// Per layer: the accumulators (minus the table's `lo` for hidden layers) at the layer's
     /// input scale, and the activations at the next layer's input scale.
     pub layers: Vec<(LweBatch, Option<LweBatch>)>,
-    /// The first top layer's input: bottom output, then the embedding sums.
+    /// The dot interaction's sums and differences (minus the table's `lo`) and their squares.
+    pub interaction: Option<(LweBatch, LweBatch)>,
+    /// The first top layer's input: bottom output, then the embedding sums or pair features.
     pub top_input: Option<LweBatch>,
+}
+
+/// Every decrypted ciphertext of an [`ExecutionTrace`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecryptedTrace {
+    /// Per layer, bottom then top.
+    pub layers: Vec<DecryptedLayer>,
+    /// The dot interaction's sums and differences (as accumulators) and squares.
+    pub interaction: Option<DecryptedLayer>,
+    pub top_input: Vec<i64>,
 }
 
 /// One decrypted layer of an [`ExecutionTrace`].
@@ -53,12 +116,8 @@ pub struct DecryptedLayer {
 }
 
 impl ExecutionTrace {
-    /// Decrypts every recorded ciphertext with the client key: per layer, then the top input.
-    pub fn decrypt(
-        &self,
-        key: &ClientKey,
-        plan: &FhePlan,
-    ) -> Result<(Vec<DecryptedLayer>, Vec<i64>)> {
+    /// Decrypts every recorded ciphertext with the client key.
+    pub fn decrypt(&self, key: &ClientKey, plan: &FhePlan) -> Result<DecryptedTrace> {
         let mut layers = Vec::with_capacity(self.layers.len());
         for ((accumulators, activations), layer) in self.layers.iter().zip(&plan.layers) {
             let lo = layer.activation.map_or(0, |a| a.lo);
@@ -78,13 +137,29 @@ impl ExecutionTrace {
                 activations,
             });
         }
+        let interaction = match (&self.interaction, &plan.interaction) {
+            (Some((sums, squares)), Some(dot)) => Some(DecryptedLayer {
+                accumulators: key
+                    .decrypt_lwe_batch(sums, encoding(dot.input_scale_log))?
+                    .into_iter()
+                    .map(|u| u + dot.activation.lo)
+                    .collect(),
+                activations: key
+                    .decrypt_lwe_batch(squares, encoding(dot.activation.output_scale_log))?,
+            }),
+            _ => None,
+        };
         let top_input = match (&self.top_input, plan.layers.get(plan.bottom_layers)) {
             (Some(batch), Some(top)) => {
                 key.decrypt_lwe_batch(batch, encoding(top.input_scale_log))?
             }
             _ => Vec::new(),
         };
-        Ok((layers, top_input))
+        Ok(DecryptedTrace {
+            layers,
+            interaction,
+            top_input,
+        })
     }
 }
 
@@ -92,6 +167,88 @@ impl ExecutionTrace {
 struct Stage {
     dense: LweDenseLayer,
     table: Option<LookupTable>,
+}
+
+/// The dot interaction's kernels.
+struct DotStage {
+    /// The bottom MLP's last activation, returned at the squares' input scale.
+    bottom_copy: LookupTable,
+    /// Bottom output and embedding sums to every pair's sums and differences (±1, minus `lo`).
+    sums: LweDenseLayer,
+    square: LookupTable,
+    /// Squares to pair features (±1).
+    pairs: LweDenseLayer,
+}
+
+impl DotStage {
+    fn new(
+        model: &QuantizedModel,
+        plan: &FhePlan,
+        params: &fhe::FheParameters,
+    ) -> Result<Option<Self>> {
+        let (Some(dot), Some(step)) = (&model.dot, &plan.interaction) else {
+            return Ok(None);
+        };
+        let last_bottom = model.bottom.last().and_then(|l| l.activation.as_ref());
+        let last_bottom = last_bottom.ok_or_else(|| {
+            InferError::Unsupported("a dot model's bottom MLP must end in an activation".into())
+        })?;
+        let table = |entries: &[u32], lut_bits: u32, output: Encoding| {
+            LookupTable::new(params, LutBits(lut_bits), output, |k| {
+                output.reduce(i64::from(entries[k as usize]))
+            })
+        };
+        let square_input = encoding(step.input_scale_log);
+        let bottom_copy = table(&last_bottom.entries, last_bottom.lut_bits, square_input)?;
+        let square = table(
+            &dot.square.entries,
+            dot.square.lut_bits,
+            encoding(step.activation.output_scale_log),
+        )?;
+        let d = model.config.embedding_dim;
+        let inputs = model.config.bottom_output() + model.tables.len() * d;
+        // The two linear maps as matrices: column c is the map applied to unit vector c.
+        let matrix = |inputs: usize, map: &dyn Fn(&[i64]) -> Vec<i64>| -> (usize, Vec<i64>) {
+            let columns: Vec<Vec<i64>> = (0..inputs)
+                .map(|c| {
+                    let mut unit = vec![0; inputs];
+                    unit[c] = 1;
+                    map(&unit)
+                })
+                .collect();
+            let rows = columns.first().map_or(0, Vec::len);
+            let weights = (0..rows)
+                .flat_map(|r| columns.iter().map(move |column| column[r]))
+                .collect();
+            (rows, weights)
+        };
+        let (rows, weights) = matrix(inputs, &|v| DotInteraction::square_inputs(v, d));
+        let layer = IntLayer {
+            rows,
+            cols: inputs,
+            weight_bits: 2,
+            weights: weights.iter().map(|&w| w as i32).collect(),
+            bias: vec![0; rows],
+            activation: Some(dot.square.clone()),
+        };
+        let (bias, bias_encoding) = shifted_bias(&layer, step.input_scale_log);
+        let sums = LweDenseLayer::new(rows, inputs, weights, bias, bias_encoding)?;
+        let (pair_rows, pair_weights) =
+            matrix(rows, &|squares| DotInteraction::pair_features(squares, d));
+        let pairs = LweDenseLayer::new(
+            pair_rows,
+            rows,
+            pair_weights,
+            vec![0; pair_rows],
+            encoding(step.activation.output_scale_log),
+        )?;
+        Ok(Some(DotStage {
+            bottom_copy,
+            sums,
+            square,
+            pairs,
+        }))
+    }
 }
 
 /// A quantized model ready for encrypted requests. Build once (packs the tables and the first
@@ -124,6 +281,7 @@ pub struct ServerModel {
     /// Bottom layers after the first, then the top layers.
     stages: Vec<Stage>,
     tables: Option<PackedTables>,
+    dot: Option<DotStage>,
 }
 
 impl ServerModel {
@@ -169,14 +327,15 @@ impl ServerModel {
         let first_slots = (0..first_layer.rows)
             .map(|r| layout.output_slot(r))
             .collect();
-        let (first_bias, first_bias_encoding) = shifted_bias(first_layer, &plan.layers[0]);
+        let (first_bias, first_bias_encoding) =
+            shifted_bias(first_layer, plan.layers[0].input_scale_log);
         let first_table = tables_of_layers.next().flatten().ok_or_else(|| {
             InferError::Unsupported("the first bottom layer has no activation".into())
         })?;
 
         let mut stages = Vec::with_capacity(layers.len() - 1);
         for (index, layer) in layers.iter().enumerate().skip(1) {
-            let (bias, bias_encoding) = shifted_bias(layer, &plan.layers[index]);
+            let (bias, bias_encoding) = shifted_bias(layer, plan.layers[index].input_scale_log);
             let dense = LweDenseLayer::new(
                 layer.rows,
                 layer.cols,
@@ -210,6 +369,7 @@ impl ServerModel {
                 Some(packed)
             }
         };
+        let dot = DotStage::new(model, &plan, &params)?;
         Ok(ServerModel {
             plan,
             first,
@@ -219,6 +379,7 @@ impl ServerModel {
             first_table,
             stages,
             tables,
+            dot,
         })
     }
 
@@ -261,6 +422,7 @@ impl ServerModel {
     ) -> Result<(Response, ExecutionTrace)> {
         let mut trace = ExecutionTrace {
             layers: Vec::new(),
+            interaction: None,
             top_input: None,
         };
         let response = self.run(key, request, &mut StageTimings::default(), Some(&mut trace))?;
@@ -303,22 +465,39 @@ impl ServerModel {
         record(&mut trace, &accumulators, Some(&x));
         let bottom_stages = self.plan.bottom_layers - 1;
         for stage in &self.stages[..bottom_stages] {
-            let accumulators = stage.dense.apply(&x)?;
+            accumulators = stage.dense.apply(&x)?;
             let table = stage.table.as_ref().expect("bottom layers have tables");
             x = key.keyswitch_bootstrap(&accumulators, table)?;
             record(&mut trace, &accumulators, Some(&x));
         }
+        // A dot model's squares read the bottom output at their own scale.
+        let mut vectors = match &self.dot {
+            Some(dot) => Some(key.keyswitch_bootstrap(&accumulators, &dot.bottom_copy)?),
+            None => None,
+        };
         timings.bottom = started.elapsed();
 
         let started = Instant::now();
         match (&self.tables, &request.query) {
             (Some(tables), Some(query)) => {
-                x.append(&tables.lookup(query, &OutputOrder::SlotMajor)?)?;
+                let embeddings = tables.lookup(query, &OutputOrder::SlotMajor)?;
+                vectors.as_mut().unwrap_or(&mut x).append(&embeddings)?;
             }
             (None, None) => {}
             _ => return Err(malformed("request", "query present or missing")),
         }
         timings.lookup = started.elapsed();
+
+        let started = Instant::now();
+        if let (Some(dot), Some(vectors)) = (&self.dot, vectors) {
+            let sums = dot.sums.apply(&vectors)?;
+            let squares = key.keyswitch_bootstrap(&sums, &dot.square)?;
+            x.append(&dot.pairs.apply(&squares)?)?;
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.interaction = Some((sums, squares));
+            }
+        }
+        timings.interaction = started.elapsed();
         if let Some(trace) = trace.as_deref_mut() {
             trace.top_input = Some(x.clone());
         }
@@ -364,8 +543,7 @@ fn record(
 /// centres would otherwise sit on the bootstrap's box boundary, while every other accumulator
 /// is at least one unit from a boundary and keeps half a unit of margin. The half unit is
 /// encoded at half the input scale. The output layer's bias is added as is.
-fn shifted_bias(layer: &IntLayer, plan: &LayerPlan) -> (Vec<i64>, Encoding) {
-    let scale = plan.input_scale_log;
+fn shifted_bias(layer: &IntLayer, scale: u32) -> (Vec<i64>, Encoding) {
     let (lo, box_shift) = layer
         .activation
         .as_ref()

@@ -92,7 +92,11 @@ impl ModelInterface {
                 }
             })
             .collect();
-        let top_input_scale = crate::plan::input_scale_log(model, &model.top[0], true)?;
+        // The lookup outputs feed the first top layer (concat) or the squares (dot).
+        let lookup_scale = match &model.dot {
+            None => crate::plan::input_scale_log(model, &model.top[0], model.top.len() == 1)?,
+            Some(dot) => crate::plan::activation_input_scale_log(&dot.square)?,
+        };
         let interface = ModelInterface {
             format: INTERFACE_FORMAT.into(),
             format_version: INTERFACE_FORMAT_VERSION,
@@ -103,7 +107,7 @@ impl ModelInterface {
             first_layer_rows: first.rows,
             dense_scale_log: crate::plan::input_scale_log(model, first, false)?,
             tables,
-            lookup_scale_log: top_input_scale,
+            lookup_scale_log: lookup_scale,
             output_scale_log: crate::plan::output_scale_log(model)?,
             logit_scale: model.logit_scale,
         };

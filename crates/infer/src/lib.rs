@@ -22,5 +22,7 @@ pub use client_side::{decrypt_response, encrypt_request};
 pub use error::{InferError, Result};
 pub use executor::{DecryptedLayer, ExecutionTrace, ServerModel, StageTimings};
 pub use interface::{INTERFACE_FORMAT_VERSION, ModelInterface, model_id};
-pub use plan::{ActivationPlan, CostModel, FhePlan, Kernel, LayerPlan, LookupSummary};
+pub use plan::{
+    ActivationPlan, CostModel, FhePlan, InteractionPlan, Kernel, LayerPlan, LookupSummary,
+};
 pub use wire::{Request, Response, WIRE_FORMAT_VERSION, decode_batch, encode_batch};

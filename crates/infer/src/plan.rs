@@ -77,6 +77,34 @@ pub struct LookupSummary {
     pub outputs: usize,
 }
 
+/// The dot interaction of the plan: the bottom output is bootstrapped a second time at the
+/// squares' input scale, every pair's sums and differences with the embedding sums are formed
+/// (a ±1 LWE GEMM), squared by one bootstrap each, and summed into the pair features (a second
+/// ±1 GEMM) at the top MLP's input scale.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InteractionPlan {
+    pub pairs: usize,
+    /// Sums and differences squared: `2 x pairs x d`, one bootstrap each.
+    pub squares: usize,
+    /// Bootstraps of the bottom output at the squares' input scale (its `d` values).
+    pub bottom_copies: usize,
+    /// The square table's boxes.
+    pub activation: ActivationPlan,
+    /// Scale (log2) of the squares' inputs: the bottom copies' and the lookup outputs' scale.
+    pub input_scale_log: u32,
+    /// Non-zero weights of the two ±1 GEMMs.
+    pub operations: usize,
+    /// Probability that a square of a pair with the bottom output reads a neighbouring box.
+    pub wrong_box_rate: f64,
+}
+
+impl InteractionPlan {
+    /// Bootstraps of the interaction: the squares and the bottom copies.
+    pub fn bootstraps(&self) -> usize {
+        self.squares + self.bottom_copies
+    }
+}
+
 /// Costs in core-milliseconds of the kernels, for the plan's estimate. The default figures were
 /// measured on this project's 2-core development machine with the 2_2 set (`docs/fhe.md`):
 /// keyswitch + bootstrap 19.4 ms per ciphertext on 2 threads, a packed product 0.04 ms, a
@@ -118,13 +146,20 @@ pub struct FhePlan {
     pub layers: Vec<LayerPlan>,
     pub bottom_layers: usize,
     pub lookup: LookupSummary,
+    /// The dot interaction (`None` for concat: the first top layer reads the bottom output and
+    /// the lookup outputs directly).
+    pub interaction: Option<InteractionPlan>,
     pub cost: CostModel,
 }
 
 impl FhePlan {
     /// Total bootstraps of one request.
     pub fn bootstraps(&self) -> usize {
-        self.layers.iter().map(LayerPlan::bootstraps).sum()
+        self.layers.iter().map(LayerPlan::bootstraps).sum::<usize>()
+            + self
+                .interaction
+                .as_ref()
+                .map_or(0, InteractionPlan::bootstraps)
     }
 
     /// Estimated server time of one request with `threads` threads, in milliseconds.
@@ -141,7 +176,8 @@ impl FhePlan {
             .iter()
             .filter(|l| l.kernel == Kernel::LweGemm)
             .map(|l| l.operations)
-            .sum();
+            .sum::<usize>()
+            + self.interaction.as_ref().map_or(0, |i| i.operations);
         let core_ms = self.bootstraps() as f64 * self.cost.bootstrap_ms
             + products as f64 * self.cost.product_ms
             + multiply_adds as f64 * self.cost.multiply_add_ms;
@@ -208,6 +244,25 @@ impl fmt::Display for FhePlan {
             self.lookup.products,
             "exact"
         )?;
+        if let Some(dot) = &self.interaction {
+            writeln!(
+                f,
+                "{:<10} {:<16} {:>10} {:>7} {:>9} {:>10} {:>10} {:>9.1e}",
+                "dot",
+                "squares (PBS)",
+                format!("{} pairs", dot.pairs),
+                format!("2^{}", dot.input_scale_log),
+                dot.activation.lut_bits,
+                dot.bootstraps(),
+                dot.operations,
+                dot.wrong_box_rate,
+            )?;
+            writeln!(
+                f,
+                "           ({} squares of sums and differences, x y = ((x + y)^2 - (x - y)^2) / 4, and {} bootstraps of the bottom output at the squares' scale)",
+                dot.squares, dot.bottom_copies
+            )?;
+        }
         for layer in &self.layers[self.bottom_layers..] {
             row(f, layer)?;
         }
@@ -232,20 +287,23 @@ pub(crate) fn input_scale_log(
     may_be_output: bool,
 ) -> Result<u32> {
     match &layer.activation {
-        Some(table) => {
-            let used = table.lut_bits + table.box_shift;
-            if used >= 63 {
-                return Err(InferError::Unsupported(format!(
-                    "an activation reads {used} accumulator bits; at most 62 fit a ciphertext"
-                )));
-            }
-            Ok(63 - used)
-        }
+        Some(table) => activation_input_scale_log(table),
         None if may_be_output => output_scale_log(model),
         None => Err(InferError::Unsupported(
             "a hidden layer without an activation table".into(),
         )),
     }
+}
+
+/// Scale (log2) of the accumulators a table reads (see [`input_scale_log`]).
+pub(crate) fn activation_input_scale_log(table: &dlrm::ActivationTable) -> Result<u32> {
+    let used = table.lut_bits + table.box_shift;
+    if used >= 63 {
+        return Err(InferError::Unsupported(format!(
+            "an activation reads {used} accumulator bits; at most 62 fit a ciphertext"
+        )));
+    }
+    Ok(63 - used)
 }
 
 pub(crate) fn output_scale_log(model: &QuantizedModel) -> Result<u32> {
@@ -275,7 +333,6 @@ pub(crate) fn compile(model: &QuantizedModel, interface: ModelInterface) -> Resu
                 .map(|(k, l)| (format!("top.{k}"), l)),
         )
         .collect();
-    let bottom_width = model.bottom.last().map_or(0, |l| l.rows);
     let mut layers = Vec::with_capacity(all.len());
     for (index, (name, layer)) in all.iter().enumerate() {
         let scale = input_scale_log(model, layer, index + 1 == all.len())?;
@@ -308,19 +365,8 @@ pub(crate) fn compile(model: &QuantizedModel, interface: ModelInterface) -> Resu
             } => input_glwes * output_glwes,
             Kernel::LweGemm => layer.weights.iter().filter(|&&w| w != 0).count(),
         };
-        // Columns fed by bootstraps: all but the first layer's fresh inputs and the first top
-        // layer's exact embedding sums.
-        let noisy = if index == 0 {
-            0..0
-        } else if index == model.bottom.len() {
-            0..bottom_width
-        } else {
-            0..layer.cols
-        };
         let wrong_box_rate = layer.activation.as_ref().map_or(0.0, |table| {
-            let norm = (0..layer.rows)
-                .map(|r| layer.row_norm(r, noisy.clone()))
-                .fold(0.0, f64::max);
+            let norm = layer.max_noise_norm(&model.column_noises(index));
             model
                 .noise
                 .wrong_box_rate(model.noise.bootstrap_input_sd(norm), table.lut_bits)
@@ -342,12 +388,39 @@ pub(crate) fn compile(model: &QuantizedModel, interface: ModelInterface) -> Resu
         products: 0,
         outputs: interface.tables.iter().map(|t| t.dim).sum(),
     };
+    let interaction = match &model.dot {
+        None => None,
+        Some(dot) => {
+            let table = &dot.square;
+            let d = model.config.embedding_dim;
+            let pairs = model.config.interaction_output() - model.config.bottom_output();
+            let squares = 2 * pairs * d;
+            Some(InteractionPlan {
+                pairs,
+                squares,
+                bottom_copies: d,
+                activation: ActivationPlan {
+                    lut_bits: table.lut_bits,
+                    box_shift: table.box_shift,
+                    lo: table.lo,
+                    output_scale_log: input_scale_log(model, &model.top[0], model.top.len() == 1)?,
+                },
+                input_scale_log: activation_input_scale_log(table)?,
+                // Two terms per sum or difference, then each square in one pair feature.
+                operations: 3 * squares,
+                wrong_box_rate: model
+                    .noise
+                    .wrong_box_rate(model.noise.bootstrap_input_sd(1.0), table.lut_bits),
+            })
+        }
+    };
     let cost = CostModel::for_parameter_set(interface.parameter_set);
     Ok(FhePlan {
         interface,
         layers,
         bottom_layers: model.bottom.len(),
         lookup,
+        interaction,
         cost,
     })
 }

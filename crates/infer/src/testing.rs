@@ -3,17 +3,19 @@
 //! every accumulator its inputs can produce, and with 16 boxes of two accumulator units every
 //! accumulator sits a quarter box from the nearest box edge (the executor's half-unit tie
 //! offset included), more than six noise standard deviations: an encrypted run reproduces the
-//! reference exactly, not just with high probability.
+//! reference exactly, not just with high probability. [`tiny_dot_model`] is its dot-interaction
+//! variant.
 
 use dlrm::{
-    ActivationTable, DigitCode, EmbeddingKind, InputQuantizer, IntLayer, IntTable, Interaction,
-    ModelConfig, NoiseModel, QuantizedModel, TableConfig,
+    ActivationTable, DigitCode, DotInteraction, EmbeddingKind, InputQuantizer, IntLayer, IntTable,
+    Interaction, ModelConfig, NoiseModel, QuantizedModel, TableConfig,
 };
 
-/// ReLU, then `>> 2`, clamped to `[0, 4)`, on the centres of 16 boxes of two units starting
-/// at -16 (accumulators -17..=14; the layers below stay within -13..=13).
-fn relu_table() -> ActivationTable {
-    let (lo, box_shift, lut_bits, output_bits) = (-16, 1, 4, 2);
+/// ReLU, then `>> 2`, clamped to `[0, 4)`, on the centres of `2^lut_bits` boxes of two units
+/// starting at `-2^lut_bits` (for 4 bits, accumulators -17..=14; the concat model's layers
+/// stay within -13..=13).
+fn relu_table(lut_bits: u32) -> ActivationTable {
+    let (lo, box_shift, output_bits) = (-(1i64 << lut_bits), 1, 2);
     let entries = (0..1i64 << lut_bits)
         .map(|k| {
             let centre = lo + (k << box_shift);
@@ -88,13 +90,41 @@ pub fn tiny_model() -> QuantizedModel {
             scales: vec![0.25, 0.5],
         },
         bottom: vec![
-            layer(3, 2, 1, Some(relu_table())),
-            layer(2, 3, 2, Some(relu_table())),
+            layer(3, 2, 1, Some(relu_table(4))),
+            layer(2, 3, 2, Some(relu_table(4))),
         ],
         tables: vec![table(5, 3), table(8, 4)],
-        top: vec![layer(3, 6, 5, Some(relu_table())), layer(1, 3, 6, None)],
+        top: vec![layer(3, 6, 5, Some(relu_table(4))), layer(1, 3, 6, None)],
         logit_scale: 0.05,
         output_acc_bits: 8,
         noise: NoiseModel::TFHE_2_2,
+        dot: None,
     }
+}
+
+/// [`tiny_model`] with a dot interaction: the same bottom MLP and tables, the three pair
+/// features through an exact quarter-square table (`floor(c^2 / 4)` on single-integer boxes
+/// -8..=7, so that `floor((a + b)^2 / 4) - floor((a - b)^2 / 4) = a b` and a pair feature is
+/// the integer dot product), and a top MLP 5-3-1 whose first table has 32 boxes of two units
+/// (accumulators -33..=30).
+///
+/// ```
+/// let model = infer::testing::tiny_dot_model();
+/// assert!(model.validate().is_ok());
+/// assert_eq!(model.top[0].cols, 2 + 3);
+/// ```
+pub fn tiny_dot_model() -> QuantizedModel {
+    let mut model = tiny_model();
+    model.config.interaction = Interaction::Dot;
+    model.dot = Some(DotInteraction {
+        square: ActivationTable {
+            lo: -8,
+            box_shift: 0,
+            lut_bits: 4,
+            output_bits: 5,
+            entries: (-8i64..8).map(|c| (c * c / 4) as u32).collect(),
+        },
+    });
+    model.top = vec![layer(3, 5, 5, Some(relu_table(5))), layer(1, 3, 6, None)];
+    model
 }

@@ -1,7 +1,8 @@
-//! The tiny hand-made model, encrypted: every intermediate ciphertext is decrypted and checked
-//! against the integer reference's trace, and the request/response formats reject bad bytes.
+//! The tiny hand-made models (concat and dot), encrypted: every intermediate ciphertext is
+//! decrypted and checked against the integer reference's trace, and the request/response
+//! formats reject bad bytes.
 
-use dlrm::Execution;
+use dlrm::{Execution, QuantizedModel};
 use fhe::{ClientKey, KeySeed, ParameterSetId, ServerKey};
 use infer::{InferError, Request, Response, ServerModel, decrypt_response, encrypt_request};
 
@@ -23,10 +24,9 @@ fn rows() -> Vec<([f32; 2], [u32; 2])> {
     ]
 }
 
-#[test]
-fn every_intermediate_ciphertext_matches_the_reference() {
-    let model = infer::testing::tiny_model();
-    let server = ServerModel::new(&model, ParameterSetId::default()).unwrap();
+/// Runs every row encrypted and checks each decrypted intermediate against the reference.
+fn check_every_ciphertext(model: &QuantizedModel) {
+    let server = ServerModel::new(model, ParameterSetId::default()).unwrap();
     let plan = server.plan();
     let (client_key, server_key) = keys();
     for (row, (dense, ids)) in rows().into_iter().enumerate() {
@@ -35,15 +35,14 @@ fn every_intermediate_ciphertext_matches_the_reference() {
         let reference = model
             .trace(&model.quantize_input(&dense), &ids, Execution::Exact, 0)
             .unwrap();
-        let (layers, top_input) = trace.decrypt(&client_key, plan).unwrap();
-        assert_eq!(layers.len(), reference.layers.len());
-        for (k, (got, want)) in layers.iter().zip(&reference.layers).enumerate() {
-            let half_box = plan.layers[k]
-                .activation
-                .map_or(1, |a| (1i64 << a.box_shift) / 2);
+        let decrypted = trace.decrypt(&client_key, plan).unwrap();
+        assert_eq!(decrypted.layers.len(), reference.layers.len());
+        let half_box = |box_shift: u32| ((1i64 << box_shift) / 2).max(1);
+        for (k, (got, want)) in decrypted.layers.iter().zip(&reference.layers).enumerate() {
+            let tolerance = half_box(plan.layers[k].activation.map_or(0, |a| a.box_shift));
             for (g, w) in got.accumulators.iter().zip(&want.accumulators) {
                 assert!(
-                    (g - w).abs() <= half_box.max(1),
+                    (g - w).abs() <= tolerance,
                     "row {row} layer {k}: accumulator {g}, reference {w}"
                 );
             }
@@ -52,7 +51,29 @@ fn every_intermediate_ciphertext_matches_the_reference() {
                 "row {row} layer {k}: activations"
             );
         }
-        assert_eq!(top_input, reference.top_input, "row {row}: top input");
+        match (
+            &decrypted.interaction,
+            &reference.interaction,
+            &plan.interaction,
+        ) {
+            (Some(got), Some(want), Some(dot)) => {
+                let tolerance = half_box(dot.activation.box_shift);
+                assert_eq!(got.accumulators.len(), want.accumulators.len());
+                for (g, w) in got.accumulators.iter().zip(&want.accumulators) {
+                    assert!(
+                        (g - w).abs() <= tolerance,
+                        "row {row}: sum {g}, reference {w}"
+                    );
+                }
+                assert_eq!(got.activations, want.activations, "row {row}: squares");
+            }
+            (None, None, None) => {}
+            _ => panic!("row {row}: the interaction is traced on one side only"),
+        }
+        assert_eq!(
+            decrypted.top_input, reference.top_input,
+            "row {row}: top input"
+        );
         let numerator = decrypt_response(&client_key, server.interface(), &response).unwrap();
         assert!(
             (numerator - reference.logit_numerator).abs() < 0.5,
@@ -60,6 +81,50 @@ fn every_intermediate_ciphertext_matches_the_reference() {
             reference.logit_numerator
         );
     }
+}
+
+#[test]
+fn every_intermediate_ciphertext_matches_the_reference() {
+    check_every_ciphertext(&infer::testing::tiny_model());
+}
+
+#[test]
+fn the_dot_interaction_matches_the_reference_ciphertext_by_ciphertext() {
+    let model = infer::testing::tiny_dot_model();
+    // The hand-made model is sound: over every input it can get, no accumulator leaves its
+    // table's boxes, and the quarter squares give the integer dot products.
+    let d = model.config.embedding_dim;
+    for (x0, x1) in (-4..4).flat_map(|a| (-4..4).map(move |b| (a, b))) {
+        for ids in (0..5u32).flat_map(|a| (0..10u32).map(move |b| [a, b])) {
+            let trace = model.trace(&[x0, x1], &ids, Execution::Exact, 0).unwrap();
+            for (layer, traced) in model.bottom.iter().chain(&model.top).zip(&trace.layers) {
+                if let Some(table) = &layer.activation {
+                    let (low, high) = (table.lo - 1, table.hi() + 1);
+                    assert!(traced.accumulators.iter().all(|a| (low..high).contains(a)));
+                }
+            }
+            let square = &model.dot.as_ref().unwrap().square;
+            let sums = &trace.interaction.as_ref().unwrap().accumulators;
+            assert!(sums.iter().all(|u| (square.lo..=square.hi()).contains(u)));
+            let mut vectors = vec![trace.layers[model.bottom.len() - 1].activations.clone()];
+            for ((table, spec), &id) in model.tables.iter().zip(&model.config.tables).zip(&ids) {
+                vectors.push(table.lookup(spec, d, id));
+            }
+            let mut expected = vectors[0].clone();
+            for i in 0..vectors.len() {
+                for j in 0..i {
+                    expected.push((0..d).map(|k| vectors[i][k] * vectors[j][k]).sum());
+                }
+            }
+            assert_eq!(trace.top_input, expected);
+        }
+    }
+    let server = ServerModel::new(&model, ParameterSetId::default()).unwrap();
+    let dot = server.plan().interaction.as_ref().unwrap();
+    assert_eq!((dot.pairs, dot.squares, dot.bottom_copies), (3, 12, 2));
+    assert_eq!(server.plan().bootstraps(), 3 + 2 + 3 + 12 + 2);
+    assert!(server.plan().to_string().contains("squares (PBS)"));
+    check_every_ciphertext(&model);
 }
 
 #[test]

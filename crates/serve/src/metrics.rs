@@ -30,7 +30,7 @@ pub fn record(histogram: &mut Histogram<u64>, elapsed: Duration) {
 }
 
 /// One model's stages, in execution order.
-pub const STAGES: [&str; 5] = ["decode", "bottom", "lookup", "top", "encode"];
+pub const STAGES: [&str; 6] = infer::StageTimings::NAMES;
 
 #[derive(Default)]
 struct Tables {
@@ -75,15 +75,8 @@ impl Metrics {
 
     /// Records the stages of one inference of `model`.
     pub fn record_stages(&self, model: &str, timings: &infer::StageTimings) {
-        let values = [
-            timings.decode,
-            timings.bottom,
-            timings.lookup,
-            timings.top,
-            timings.encode,
-        ];
         let mut tables = self.tables.lock().expect("metrics lock");
-        for (stage, elapsed) in STAGES.into_iter().zip(values) {
+        for (stage, elapsed) in timings.stages() {
             let histogram = tables
                 .stages
                 .entry((model.to_owned(), stage))

@@ -836,14 +836,12 @@ fn binary(bytes: Vec<u8>, timings: Option<&StageTimings>) -> Response {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(BINARY));
     if let Some(t) = timings {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let value = format!(
-            "decode;dur={:.3}, bottom;dur={:.3}, lookup;dur={:.3}, top;dur={:.3}, encode;dur={:.3}",
-            ms(t.decode),
-            ms(t.bottom),
-            ms(t.lookup),
-            ms(t.top),
-            ms(t.encode)
-        );
+        let value = t
+            .stages()
+            .iter()
+            .map(|(name, d)| format!("{name};dur={:.3}", ms(*d)))
+            .collect::<Vec<_>>()
+            .join(", ");
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert("server-timing", value);
         }

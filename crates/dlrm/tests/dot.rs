@@ -1,0 +1,196 @@
+//! The dot interaction on integers: pair products through one square table,
+//! `(a + b)^2 - (a - b)^2 = 4ab`. With a table of single-integer boxes the reference's pair
+//! features are exactly four times the integer dot products; on UCI Cleveland (the `uci`
+//! preset's sizes with a dot interaction) the integer model, exact and with simulated bootstrap
+//! noise, stays close to the float model.
+
+use datasets::{PreparedDataset, SplitData};
+use dlrm::{Dlrm, Execution, Interaction, Metrics, ModelPreset, QatConfig, QuantizeConfig};
+
+fn dot_config(dense: usize, tables: &[usize]) -> dlrm::ModelConfig {
+    let mut config = ModelPreset::Uci.config(dense, tables);
+    config.interaction = Interaction::Dot;
+    config
+}
+
+/// Deterministic rows for an untrained model.
+fn generated(rows: usize, dense: usize, table_rows: &[usize]) -> SplitData {
+    let mut state = 12345u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    SplitData {
+        labels: (0..rows).map(|r| (r % 2) as u8).collect(),
+        dense: (0..rows * dense)
+            .map(|_| next() as f32 / u32::MAX as f32 * 4.0 - 1.0)
+            .collect(),
+        categorical: (0..rows)
+            .flat_map(|_| {
+                table_rows
+                    .iter()
+                    .map(|&n| next() % n as u32)
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+        dense_names: (0..dense).map(|j| format!("d{j}")).collect(),
+        categorical_names: (0..table_rows.len()).map(|t| format!("c{t}")).collect(),
+    }
+}
+
+#[test]
+fn exact_squares_give_four_times_the_integer_dot_products() {
+    let tables = [5, 3, 7];
+    let config = dot_config(3, &tables);
+    let weights = Dlrm::new(&config, 3).unwrap().to_weights().unwrap();
+    let data = generated(200, 3, &tables);
+    // Embeddings of at most 4 bits: every sum and difference of two vectors lies in [-14, 14],
+    // which 32 single-integer boxes cover (fewer for a narrower kept width).
+    let quantize = QuantizeConfig {
+        embedding_bits: 4,
+        ..Default::default()
+    };
+    let (mut model, report) = dlrm::quantize(&weights, &data, &quantize).unwrap();
+    let square = report.square.as_ref().unwrap();
+    assert!(square.lut_bits <= 5 && square.box_shift == 0, "{square:?}");
+    assert_eq!(report.square_widths.len(), 9); // 2..=10 bits
+    // With the squares themselves as entries, a pair feature is four times the dot product.
+    let table = &mut model.dot.as_mut().unwrap().square;
+    table.output_bits = 9;
+    table.entries = (0..1 << table.lut_bits)
+        .map(|k| (table.lo + k).pow(2) as u32)
+        .collect();
+    let d = config.embedding_dim;
+    let pairs = (tables.len() + 1) * tables.len() / 2;
+    for r in 0..data.rows() {
+        let dense = model.quantize_input(data.dense_row(r));
+        let ids = data.categorical_row(r);
+        let trace = model.trace(&dense, ids, Execution::Exact, 0).unwrap();
+        let bottom = &trace.layers[model.bottom.len() - 1].activations;
+        let mut vectors = vec![bottom.clone()];
+        for ((table, spec), &id) in model.tables.iter().zip(&config.tables).zip(ids) {
+            vectors.push(table.lookup(spec, d, id));
+        }
+        let mut expected = bottom.clone();
+        for i in 0..vectors.len() {
+            for j in 0..i {
+                let dot: i64 = (0..d).map(|k| vectors[i][k] * vectors[j][k]).sum();
+                expected.push(4 * dot);
+            }
+        }
+        assert_eq!(expected.len(), d + pairs);
+        assert_eq!(trace.top_input, expected, "row {r}");
+        let interaction = trace.interaction.as_ref().unwrap();
+        assert_eq!(interaction.accumulators.len(), 2 * pairs * d);
+        for (u, s) in interaction
+            .accumulators
+            .iter()
+            .zip(&interaction.activations)
+        {
+            assert_eq!(u * u, *s);
+        }
+    }
+    // Simulated noise changes some squares' reads but keeps the shapes.
+    let noisy = model
+        .trace(
+            &model.quantize_input(data.dense_row(0)),
+            data.categorical_row(0),
+            Execution::Simulate { seed: 3 },
+            0,
+        )
+        .unwrap();
+    assert_eq!(noisy.top_input.len(), d + pairs);
+}
+
+#[test]
+fn dot_models_are_checked_and_not_fine_tuned() {
+    let tables = [4, 4];
+    let config = dot_config(2, &tables);
+    let weights = Dlrm::new(&config, 5).unwrap().to_weights().unwrap();
+    let data = generated(50, 2, &tables);
+    let (model, _) = dlrm::quantize(&weights, &data, &QuantizeConfig::default()).unwrap();
+    model.validate().unwrap();
+    let mut concat = model.clone();
+    concat.config.interaction = Interaction::Concat;
+    assert!(
+        concat.validate().is_err(),
+        "a concat model with a square table"
+    );
+    let mut missing = model.clone();
+    missing.dot = None;
+    assert!(
+        missing.validate().is_err(),
+        "a dot model without its square table"
+    );
+    let mut bad = model.clone();
+    bad.dot.as_mut().unwrap().square.entries.pop();
+    assert!(bad.validate().is_err(), "a square table of the wrong size");
+    let qat = QatConfig {
+        quantize: QuantizeConfig::default(),
+        train: ModelPreset::Uci.train_config(),
+    };
+    let refused = dlrm::finetune_quantized(&weights, &data, &data, &data, &qat, &mut dlrm::Silent);
+    let Err(error) = refused else {
+        panic!("a dot model was fine-tuned");
+    };
+    assert!(error.to_string().contains("concat"), "{error}");
+}
+
+/// The prepared UCI splits (train, test) and a dot model of the `uci` sizes trained on train,
+/// or `None` without `../shared`.
+fn trained_uci_dot() -> Option<(SplitData, SplitData, Dlrm)> {
+    let raw = datasets::shared::shared_file("data/heart/processed.cleveland.data")?;
+    let dir = tempfile::tempdir().unwrap();
+    let prepared = dir.path().join("uci");
+    datasets::uci::prepare(&raw, &prepared, &Default::default(), &datasets::NoProgress).unwrap();
+    let dataset = PreparedDataset::open(&prepared).unwrap();
+    let train = dataset.load_split("train").unwrap();
+    let test = dataset.load_split("test").unwrap();
+    let preset = ModelPreset::Uci;
+    let config = dot_config(train.dense_width(), &dataset.manifest().table_sizes());
+    let mut model = Dlrm::new(&config, preset.train_config().seed).unwrap();
+    dlrm::train(
+        &mut model,
+        &train,
+        None,
+        &preset.train_config(),
+        &mut dlrm::Silent,
+    )
+    .unwrap();
+    Some((train, test, model))
+}
+
+#[test]
+fn a_trained_uci_dot_model_quantizes_close_to_its_float_model() {
+    let Some((train, test, model)) = trained_uci_dot() else {
+        return;
+    };
+    let float = dlrm::evaluate(&model, &test).unwrap();
+    eprintln!("float   {float}");
+    let weights = model.to_weights().unwrap();
+    let (quantized, report) = dlrm::quantize(&weights, &train, &QuantizeConfig::default()).unwrap();
+    eprintln!("{:?}", report.embedding_widths);
+    eprintln!("{:?}", report.square_widths);
+    // The kept model is the best of every trial.
+    let kept = report
+        .square_widths
+        .iter()
+        .chain(&report.embedding_widths)
+        .map(|w| w.logit_mse)
+        .fold(f64::INFINITY, f64::min);
+    assert!(report.square_widths.iter().any(|w| w.logit_mse == kept));
+    for (execution, name) in [
+        (Execution::Exact, "integer"),
+        (Execution::Simulate { seed: 1 }, "simulate"),
+    ] {
+        let logits = quantized.logits(&test, execution).unwrap();
+        let metrics = Metrics::from_logits(&logits, &test.labels);
+        eprintln!("{name:8}{metrics}");
+        assert!(
+            (metrics.auc - float.auc).abs() <= 0.02,
+            "{name}: {metrics} vs float {float}"
+        );
+    }
+}
