@@ -4,8 +4,10 @@
 //! preset's sizes with a dot interaction) the integer model, exact and with simulated bootstrap
 //! noise, stays close to the float model.
 
-use datasets::{PreparedDataset, SplitData};
-use dlrm::{Dlrm, Execution, Interaction, Metrics, ModelPreset, QatConfig, QuantizeConfig};
+mod common;
+
+use datasets::SplitData;
+use dlrm::{Dlrm, Execution, Interaction, ModelPreset, QatConfig, QuantizeConfig};
 
 fn dot_config(dense: usize, tables: &[usize]) -> dlrm::ModelConfig {
     let mut config = ModelPreset::Uci.config(dense, tables);
@@ -138,33 +140,9 @@ fn dot_models_are_checked_and_not_fine_tuned() {
     assert!(error.to_string().contains("concat"), "{error}");
 }
 
-/// The prepared UCI splits (train, test) and a dot model of the `uci` sizes trained on train,
-/// or `None` without `../shared`.
-fn trained_uci_dot() -> Option<(SplitData, SplitData, Dlrm)> {
-    let raw = datasets::shared::shared_file("data/heart/processed.cleveland.data")?;
-    let dir = tempfile::tempdir().unwrap();
-    let prepared = dir.path().join("uci");
-    datasets::uci::prepare(&raw, &prepared, &Default::default(), &datasets::NoProgress).unwrap();
-    let dataset = PreparedDataset::open(&prepared).unwrap();
-    let train = dataset.load_split("train").unwrap();
-    let test = dataset.load_split("test").unwrap();
-    let preset = ModelPreset::Uci;
-    let config = dot_config(train.dense_width(), &dataset.manifest().table_sizes());
-    let mut model = Dlrm::new(&config, preset.train_config().seed).unwrap();
-    dlrm::train(
-        &mut model,
-        &train,
-        None,
-        &preset.train_config(),
-        &mut dlrm::Silent,
-    )
-    .unwrap();
-    Some((train, test, model))
-}
-
 #[test]
 fn a_trained_uci_dot_model_quantizes_close_to_its_float_model() {
-    let Some((train, test, model)) = trained_uci_dot() else {
+    let Some((train, test, model)) = common::trained_uci(Interaction::Dot) else {
         return;
     };
     let float = dlrm::evaluate(&model, &test).unwrap();
@@ -181,16 +159,5 @@ fn a_trained_uci_dot_model_quantizes_close_to_its_float_model() {
         .map(|w| w.logit_mse)
         .fold(f64::INFINITY, f64::min);
     assert!(report.square_widths.iter().any(|w| w.logit_mse == kept));
-    for (execution, name) in [
-        (Execution::Exact, "integer"),
-        (Execution::Simulate { seed: 1 }, "simulate"),
-    ] {
-        let logits = quantized.logits(&test, execution).unwrap();
-        let metrics = Metrics::from_logits(&logits, &test.labels);
-        eprintln!("{name:8}{metrics}");
-        assert!(
-            (metrics.auc - float.auc).abs() <= 0.02,
-            "{name}: {metrics} vs float {float}"
-        );
-    }
+    common::assert_auc_close(&quantized, &test, &float, 0.02);
 }

@@ -5,31 +5,14 @@
 //! columns get their extra weight bits; quantization-aware fine-tuning replays the integer
 //! model's rounding.
 
-use datasets::{PreparedDataset, SplitData};
-use dlrm::{Dlrm, Execution, Metrics, ModelPreset, QatConfig, QuantizeConfig};
+mod common;
 
-/// The prepared UCI splits (train, test) and the `uci` preset trained on train, or `None`
-/// without `../shared`.
+use datasets::SplitData;
+use dlrm::{Dlrm, Execution, Interaction, Metrics, ModelPreset, QatConfig, QuantizeConfig};
+
+/// The prepared UCI splits and the `uci` preset trained on train (see `common`).
 fn trained_uci() -> Option<(SplitData, SplitData, Dlrm)> {
-    let raw = datasets::shared::shared_file("data/heart/processed.cleveland.data")?;
-    let dir = tempfile::tempdir().unwrap();
-    let prepared = dir.path().join("uci");
-    datasets::uci::prepare(&raw, &prepared, &Default::default(), &datasets::NoProgress).unwrap();
-    let dataset = PreparedDataset::open(&prepared).unwrap();
-    let train = dataset.load_split("train").unwrap();
-    let test = dataset.load_split("test").unwrap();
-    let preset = ModelPreset::Uci;
-    let config = preset.config(train.dense_width(), &dataset.manifest().table_sizes());
-    let mut model = Dlrm::new(&config, preset.train_config().seed).unwrap();
-    dlrm::train(
-        &mut model,
-        &train,
-        None,
-        &preset.train_config(),
-        &mut dlrm::Silent,
-    )
-    .unwrap();
-    Some((train, test, model))
+    common::trained_uci(Interaction::Concat)
 }
 
 #[test]
@@ -58,18 +41,7 @@ fn uci_preset_meets_the_acceptance_thresholds() {
     }
     let (quantized, report) = dlrm::quantize(&weights, &train, &QuantizeConfig::default()).unwrap();
     eprintln!("{report:#?}");
-    for (execution, name) in [
-        (Execution::Exact, "integer"),
-        (Execution::Simulate { seed: 1 }, "simulate"),
-    ] {
-        let logits = quantized.logits(&test, execution).unwrap();
-        let metrics = Metrics::from_logits(&logits, &test.labels);
-        eprintln!("{name:8}{metrics}");
-        assert!(
-            (metrics.auc - float.auc).abs() <= 0.01,
-            "{name}: {metrics} vs float {float}"
-        );
-    }
+    common::assert_auc_close(&quantized, &test, &float, 0.01);
 
     // The embedding width is chosen for fidelity to the float model: allowing more bits never
     // makes the chosen model track the float logits worse on the calibration rows.
