@@ -206,31 +206,30 @@ pub fn quantize(
         });
         keep_best(&mut best, candidate);
     }
-    let (logit_mse, model, report) = best.expect("at least one width was tried");
-    let embedding_bits = report.embedding_bits.expect("the model has tables");
+    let (kept_mse, _, report) = best.as_ref().expect("at least one width was tried");
+    let (kept_mse, embedding_bits) = (*kept_mse, report.embedding_bits);
     let mut square_widths = Vec::new();
-    let mut best = Some((logit_mse, model, report));
     if weights.config.interaction == Interaction::Dot {
+        let embedding_bits = embedding_bits.expect("the model has tables");
         let widest = (config.square_bits + 3).min(MAX_VALUE_BITS);
         for square_bits in 2..=widest {
-            let candidate = if square_bits == config.square_bits {
-                let (logit_mse, ..) = best.as_ref().expect("kept above");
-                (*logit_mse, None)
+            // The width the embedding width was chosen at is already the kept model.
+            let logit_mse = if square_bits == config.square_bits {
+                kept_mse
             } else {
                 let config = QuantizeConfig {
                     square_bits,
                     ..config.clone()
                 };
                 let candidate = trial(&config, embedding_bits)?;
-                (candidate.0, Some(candidate))
+                let logit_mse = candidate.0;
+                keep_best(&mut best, candidate);
+                logit_mse
             };
             square_widths.push(WidthTrial {
                 bits: square_bits,
-                logit_mse: candidate.0,
+                logit_mse,
             });
-            if let Some(candidate) = candidate.1 {
-                keep_best(&mut best, candidate);
-            }
         }
     }
     let (_, model, report) = best.expect("at least one width was tried");
@@ -765,7 +764,12 @@ fn range(values: &[i64]) -> (i64, i64) {
 /// `[min, max]` widened by the margin on each side, centred on it.
 fn boxes_covering((min, max): (i64, i64), lut_bits: u32, config: &QuantizeConfig) -> (i64, u32) {
     let margin = ((max - min) as f64 * config.range_margin).ceil() as i64 + 1;
-    let (low, high) = (min - margin, max + margin);
+    boxes_spanning(min - margin, max + margin, lut_bits)
+}
+
+/// `(lo, box_shift)` of `2^lut_bits` boxes of the smallest power-of-two width whose centres
+/// span `[low, high]`, centred on it.
+fn boxes_spanning(low: i64, high: i64, lut_bits: u32) -> (i64, u32) {
     let boxes = (1i64 << lut_bits) - 1;
     let mut box_shift = 0;
     while boxes << box_shift < high - low {
@@ -822,13 +826,10 @@ fn interact_by_squares(
     let lut_bits = (1..=clean_bits)
         .find(|&bits| (1i64 << bits) > 2 * bound)
         .unwrap_or(clean_bits);
-    let boxes = (1i64 << lut_bits) - 1;
-    let mut box_shift = 0;
-    while boxes << box_shift < 2 * bound {
-        box_shift += 1;
-    }
-    let lo = -bound - ((boxes << box_shift) - 2 * bound) / 2;
-    let centres: Vec<i64> = (0..=boxes).map(|k| lo + (k << box_shift)).collect();
+    let (lo, box_shift) = boxes_spanning(-bound, bound, lut_bits);
+    let centres: Vec<i64> = (0..1i64 << lut_bits)
+        .map(|k| lo + (k << box_shift))
+        .collect();
     // Levels over the squares the model can produce (the boxes may reach further).
     let largest = bound.unsigned_abs().pow(2).max(1);
     let levels = (1u64 << config.square_bits) - 1;

@@ -55,11 +55,7 @@ impl StageTimings {
             self.top,
             self.encode,
         ];
-        let mut stages = [("", Duration::ZERO); 6];
-        for (stage, (name, value)) in stages.iter_mut().zip(Self::NAMES.into_iter().zip(values)) {
-            *stage = (name, value);
-        }
-        stages
+        std::array::from_fn(|i| (Self::NAMES[i], values[i]))
     }
 
     /// Sets the stage called `name`; returns false for an unknown name.
@@ -223,15 +219,8 @@ impl DotStage {
             (rows, weights)
         };
         let (rows, weights) = matrix(inputs, &|v| DotInteraction::square_inputs(v, d));
-        let layer = IntLayer {
-            rows,
-            cols: inputs,
-            weight_bits: 2,
-            weights: weights.iter().map(|&w| w as i32).collect(),
-            bias: vec![0; rows],
-            activation: Some(dot.square.clone()),
-        };
-        let (bias, bias_encoding) = shifted_bias(&layer, step.input_scale_log);
+        let (bias, bias_encoding) =
+            shifted_bias(&vec![0; rows], Some(&dot.square), step.input_scale_log);
         let sums = LweDenseLayer::new(rows, inputs, weights, bias, bias_encoding)?;
         let (pair_rows, pair_weights) =
             matrix(rows, &|squares| DotInteraction::pair_features(squares, d));
@@ -327,15 +316,22 @@ impl ServerModel {
         let first_slots = (0..first_layer.rows)
             .map(|r| layout.output_slot(r))
             .collect();
-        let (first_bias, first_bias_encoding) =
-            shifted_bias(first_layer, plan.layers[0].input_scale_log);
+        let (first_bias, first_bias_encoding) = shifted_bias(
+            &first_layer.bias,
+            first_layer.activation.as_ref(),
+            plan.layers[0].input_scale_log,
+        );
         let first_table = tables_of_layers.next().flatten().ok_or_else(|| {
             InferError::Unsupported("the first bottom layer has no activation".into())
         })?;
 
         let mut stages = Vec::with_capacity(layers.len() - 1);
         for (index, layer) in layers.iter().enumerate().skip(1) {
-            let (bias, bias_encoding) = shifted_bias(layer, plan.layers[index].input_scale_log);
+            let (bias, bias_encoding) = shifted_bias(
+                &layer.bias,
+                layer.activation.as_ref(),
+                plan.layers[index].input_scale_log,
+            );
             let dense = LweDenseLayer::new(
                 layer.rows,
                 layer.cols,
@@ -543,24 +539,21 @@ fn record(
 /// centres would otherwise sit on the bootstrap's box boundary, while every other accumulator
 /// is at least one unit from a boundary and keeps half a unit of margin. The half unit is
 /// encoded at half the input scale. The output layer's bias is added as is.
-fn shifted_bias(layer: &IntLayer, scale: u32) -> (Vec<i64>, Encoding) {
-    let (lo, box_shift) = layer
-        .activation
-        .as_ref()
-        .map_or((0, 0), |t| (t.lo, t.box_shift));
+fn shifted_bias(
+    bias: &[i64],
+    table: Option<&dlrm::ActivationTable>,
+    scale: u32,
+) -> (Vec<i64>, Encoding) {
+    let (lo, box_shift) = table.map_or((0, 0), |t| (t.lo, t.box_shift));
     if box_shift > 0 {
         let half = encoding(scale - 1);
-        let bias = layer
-            .bias
+        let bias = bias
             .iter()
             .map(|b| half.reduce((b - lo).wrapping_mul(2) + 1))
             .collect();
         (bias, half)
     } else {
         let unit = encoding(scale);
-        (
-            layer.bias.iter().map(|b| unit.reduce(b - lo)).collect(),
-            unit,
-        )
+        (bias.iter().map(|b| unit.reduce(b - lo)).collect(), unit)
     }
 }
