@@ -85,6 +85,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         embedding_bits: None,
         lookup_headroom_bits: None,
         square_bits: None,
+        clean_sigmas: None,
         qat_epochs: 0,
         qat_learning_rate: 1e-4,
         finetuned_out: None,

@@ -416,10 +416,12 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// Fidelity and timing summary of a set of rows.
 pub fn print_summary(session: &Session, outcomes: &[RowOutcome], bootstrap: (Duration, Duration)) {
     let scale = session.model.logit_scale;
-    let agree = outcomes
+    let (encrypted, reference): (Vec<f64>, Vec<f64>) = outcomes
         .iter()
-        .filter(|o| (o.encrypted_numerator > 0.0) == (o.reference_numerator > 0))
-        .count();
+        .map(|o| (o.encrypted_numerator, o.reference_numerator as f64))
+        .unzip();
+    let agreement = dlrm::class_agreement(&encrypted, &reference);
+    let agree = (agreement * outcomes.len() as f64).round();
     let errors: Vec<f64> = outcomes
         .iter()
         .map(|o| (o.encrypted_numerator - o.reference_numerator as f64).abs())
@@ -427,7 +429,7 @@ pub fn print_summary(session: &Session, outcomes: &[RowOutcome], bootstrap: (Dur
     println!(
         "fidelity: predicted class equal to the integer reference on {agree}/{} rows ({:.1}%); |encrypted - reference| numerator: median {:.2}, max {:.2} (logit units x {scale:.3e})",
         outcomes.len(),
-        100.0 * agree as f64 / outcomes.len() as f64,
+        100.0 * agreement,
         median(errors.clone()),
         errors.iter().copied().fold(0.0, f64::max),
     );

@@ -110,6 +110,11 @@ pub struct EvalArgs {
     /// With `--quantized`: add the bootstrap noise of the model's noise figures, seeded.
     #[arg(long)]
     pub simulate: Option<u64>,
+    /// With `--quantized`: also report how often the bootstrap noise keeps each row's predicted
+    /// class, the mean over this many seeded `simulate` passes (what an encrypted run's class
+    /// agreement with the integer reference should be).
+    #[arg(long, requires = "quantized")]
+    pub class_runs: Option<u64>,
     #[arg(long)]
     pub data: PathBuf,
     #[arg(long, default_value = "test")]
@@ -187,6 +192,12 @@ pub struct QuantizeArgs {
     /// widths within 3 bits of it are then tried.
     #[arg(long)]
     pub square_bits: Option<u32>,
+    /// Every bootstrap keeps half a box at least this many noise standard deviations wide
+    /// (default 0.8). Larger values give coarser boxes that are misread less often (3: at most
+    /// 2.7e-3 per box centre); accumulators between centres are read either way, so finer
+    /// boxes usually keep the encrypted logits closer to the reference.
+    #[arg(long)]
+    pub clean_sigmas: Option<f64>,
     /// Epochs of quantization-aware fine-tuning after post-training quantization (0: none).
     /// Each epoch trains with the integer model's rounding in the forward pass and
     /// re-quantizes; the epoch whose integer model has the lowest validation log loss is kept
@@ -349,6 +360,15 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         let execution = args
             .simulate
             .map_or(Execution::Exact, |seed| Execution::Simulate { seed });
+        if let Some(runs) = args.class_runs {
+            let agreement = model.simulated_class_agreement(&data, runs)?;
+            println!(
+                "{}: simulate keeps the integer reference's class on {:.2}% of rows (mean of {runs} runs, {:.2} rows per pass differ)",
+                args.split,
+                100.0 * agreement,
+                (1.0 - agreement) * data.rows() as f64
+            );
+        }
         Metrics::from_logits(&model.logits(&data, execution)?, &data.labels)
     } else {
         let weights = match (&args.model, &args.pytorch) {
@@ -452,6 +472,7 @@ pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
             .lookup_headroom_bits
             .unwrap_or(defaults.lookup_headroom_bits),
         square_bits: args.square_bits.unwrap_or(defaults.square_bits),
+        min_clean_sigmas: args.clean_sigmas.unwrap_or(defaults.min_clean_sigmas),
         ..defaults
     };
     let calibration = dlrm::first_rows(&splits.train, args.calibration_rows);

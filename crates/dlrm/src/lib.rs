@@ -41,7 +41,7 @@ pub use io::{
     DatasetReference, MAX_JSON_BYTES, MAX_WEIGHTS_BYTES, MODEL_FILE, MODEL_FORMAT_VERSION,
     SavedModel, WEIGHTS_FILE, import_pytorch, load_model, save_model,
 };
-pub use metrics::{Metrics, auc, sigmoid};
+pub use metrics::{Metrics, auc, class_agreement, sigmoid};
 pub use model::{Batch, Dlrm};
 pub use noise::NoiseModel;
 pub use qat::{QatConfig, QatEpoch, QatResult, finetune_quantized, rounded_logits};

@@ -114,3 +114,19 @@ pub fn auc(scores: &[f64], labels: &[u8]) -> f64 {
     }
     pairs / (positives as f64 * negatives_below as f64)
 }
+
+/// Fraction of rows whose predicted class (`logit > 0`) is the same in `a` and `b` (equal,
+/// non-empty lengths; logits or logit numerators, only the sign counts).
+///
+/// ```
+/// assert_eq!(dlrm::class_agreement(&[1.5, -2.0, 0.0, 3.0], &[0.2, -0.1, 0.4, -1.0]), 0.5);
+/// ```
+pub fn class_agreement(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "class agreement of unequal lengths");
+    let same = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| (**x > 0.0) == (**y > 0.0))
+        .count();
+    same as f64 / a.len() as f64
+}

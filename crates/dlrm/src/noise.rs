@@ -41,6 +41,18 @@ impl NoiseModel {
         (norm * self.bootstrap_output_sd).hypot(self.modulus_switch_sd)
     }
 
+    /// Standard deviation, in accumulator units, of a weighted sum of bootstrap outputs with
+    /// weight L2 norm `norm` when the accumulator's signed `acc_bits` bits span the torus (the
+    /// output layer's logit numerator: no bootstrap rounds this noise away).
+    ///
+    /// ```
+    /// let n = dlrm::NoiseModel::TFHE_2_2;
+    /// assert!((n.accumulator_sd(10.0, 12) - 2.6).abs() < 1e-9);
+    /// ```
+    pub fn accumulator_sd(&self, norm: f64, acc_bits: u32) -> f64 {
+        norm * self.bootstrap_output_sd * (1u64 << acc_bits) as f64 / self.polynomial_size as f64
+    }
+
     /// Width of one of `2^lut_bits` boxes, in `1/(2N)` units.
     ///
     /// ```

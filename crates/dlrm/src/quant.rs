@@ -594,8 +594,8 @@ impl QuantizedModel {
     pub fn output_noise_sd(&self) -> f64 {
         let index = self.bottom.len() + self.top.len() - 1;
         let output = self.top.last().expect("validated: top is not empty");
-        let units = (1u64 << self.output_acc_bits) as f64 / self.noise.polynomial_size as f64;
-        output.noise_norm(0, &self.column_noises(index)) * self.noise.bootstrap_output_sd * units
+        let norm = output.noise_norm(0, &self.column_noises(index));
+        self.noise.accumulator_sd(norm, self.output_acc_bits)
     }
 
     /// Layer `index` (bottom, then top) and its activations, recorded in `layers`.
@@ -668,6 +668,25 @@ impl QuantizedModel {
                 )
             })
             .collect()
+    }
+
+    /// How often bootstrap noise leaves the predicted class (`logit > 0`) as the exact reference
+    /// has it: the mean over `runs` seeded `simulate` passes (seeds `0..runs`) of
+    /// [`class_agreement`](crate::class_agreement) with the exact logits. What an encrypted run's
+    /// agreement with the reference should be.
+    pub fn simulated_class_agreement(&self, data: &datasets::SplitData, runs: u64) -> Result<f64> {
+        if runs == 0 || data.rows() == 0 {
+            return Err(DlrmError::shape(
+                "class agreement needs at least one run and one row",
+            ));
+        }
+        let exact = self.logits(data, Execution::Exact)?;
+        let mut total = 0.0;
+        for seed in 0..runs {
+            let noisy = self.logits(data, Execution::Simulate { seed })?;
+            total += crate::class_agreement(&exact, &noisy);
+        }
+        Ok(total / runs as f64)
     }
 
     /// Writes the model as JSON.
