@@ -851,6 +851,12 @@ impl ActivationGrid {
     }
 }
 
+/// Noise deviations inside half a square-table box. The squares' inputs are small integers, in
+/// single-integer boxes or a few per box, so they sit at or near box centres, where clean
+/// boxes are rarely misread; `min_clean_sigmas` is for the MLP's accumulators, which lie
+/// anywhere in their boxes.
+const SQUARE_CLEAN_SIGMAS: f64 = 3.0;
+
 /// Replaces each calibration row's bottom output and embedding sums (`x`: integers of real
 /// value `scales`; `xf`: the float values) by the dot interaction's features, and returns the
 /// square table. The table covers every sum and difference the model can produce (twice the
@@ -869,10 +875,10 @@ fn interact_by_squares(
 ) -> (ActivationTable, SquareChoice) {
     let noise = &config.noise;
     let sd = noise.bootstrap_input_sd(1.0);
-    let clean_bits = (config.activation_bits..=config.max_lut_bits)
+    let clean_bits = (2..=config.max_lut_bits)
         .rev()
-        .find(|&bits| noise.box_width(bits) / 2.0 >= config.min_clean_sigmas * sd)
-        .unwrap_or(config.activation_bits);
+        .find(|&bits| noise.box_width(bits) / 2.0 >= SQUARE_CLEAN_SIGMAS * sd)
+        .unwrap_or(2);
     let bound = 2 * largest_vector;
     // The fewest boxes that give every sum its own box (wider boxes, fewer misreads), else
     // the most that stay clean.
