@@ -67,6 +67,12 @@ enum BenchCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Bench(BenchCommand::Serve(_))
+    ) {
+        end_quietly_on_closed_stdout();
+    }
     match cli.command {
         Command::Prepare(command) => prepare::run(command),
         Command::Demo(args) => demo::run(args),
@@ -83,3 +89,18 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Serve(args)) => serve_command::bench_serve(args),
     }
 }
+
+/// A report piped into a reader that stops early (`dlrm-he eval ... | head -1`) ends the
+/// process quietly, as other command-line tools do, instead of panicking in `println!`.
+/// The service keeps Rust's default of ignoring `SIGPIPE`: a client that hangs up must cost a
+/// write error, not the server.
+#[cfg(unix)]
+fn end_quietly_on_closed_stdout() {
+    // SAFETY: runs before any thread is started; `SIG_DFL` is always a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn end_quietly_on_closed_stdout() {}

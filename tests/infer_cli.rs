@@ -41,6 +41,25 @@ fn plan_prints_bootstraps_and_rejects_a_broken_model() {
 }
 
 #[test]
+fn a_reader_that_stops_early_ends_the_report_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.json");
+    infer::testing::tiny_model().save(&path).unwrap();
+    // `dlrm-he plan tiny.json | true`: the reader is gone before the first line is written.
+    let mut child = dlrm_he()
+        .arg("plan")
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn keygen_writes_a_key_directory_and_never_overwrites_it() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
