@@ -150,12 +150,17 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `simulate` passes per row behind the predicted class agreement.
+const CLASS_PASSES: u64 = 32;
+
 /// Everything measured for one row.
 pub struct RowOutcome {
     pub label: Option<u8>,
     pub float_logit: Option<f64>,
     pub reference_numerator: i64,
     pub simulated_numerator: f64,
+    /// Fraction of [`CLASS_PASSES`] seeded `simulate` passes that keep the reference's class.
+    pub class_kept: f64,
     pub encrypted_numerator: f64,
     pub encrypt: Duration,
     pub decrypt: Duration,
@@ -256,17 +261,18 @@ impl Session {
         let decrypt = started.elapsed();
         let inputs = self.model.quantize_input(&row.dense);
         let reference_numerator = self.model.forward(&inputs, &row.ids)?;
-        let simulated_numerator = self
-            .model
-            .trace(
-                &inputs,
-                &row.ids,
-                Execution::Simulate {
-                    seed: simulate_seed,
-                },
-                index,
-            )?
-            .logit_numerator;
+        let simulate = |seed: u64| {
+            self.model
+                .trace(&inputs, &row.ids, Execution::Simulate { seed }, index)
+                .map(|trace| trace.logit_numerator)
+        };
+        let simulated_numerator = simulate(simulate_seed)?;
+        let mut kept = 0;
+        for pass in 0..CLASS_PASSES {
+            let numerator = simulate(simulate_seed.wrapping_add(pass))?;
+            kept += usize::from((numerator > 0.0) == (reference_numerator > 0));
+        }
+        let class_kept = kept as f64 / CLASS_PASSES as f64;
         let float_logit = float
             .map(|w| w.forward(&row.dense, &row.ids).map(f64::from))
             .transpose()?;
@@ -275,6 +281,7 @@ impl Session {
             float_logit,
             reference_numerator,
             simulated_numerator,
+            class_kept,
             encrypted_numerator: prediction.logit_numerator,
             encrypt,
             decrypt,
@@ -426,10 +433,12 @@ pub fn print_summary(session: &Session, outcomes: &[RowOutcome], bootstrap: (Dur
         .iter()
         .map(|o| (o.encrypted_numerator - o.reference_numerator as f64).abs())
         .collect();
+    let predicted: f64 = outcomes.iter().map(|o| o.class_kept).sum();
     println!(
-        "fidelity: predicted class equal to the integer reference on {agree}/{} rows ({:.1}%); |encrypted - reference| numerator: median {:.2}, max {:.2} (logit units x {scale:.3e})",
+        "fidelity: predicted class equal to the integer reference on {agree}/{} rows ({:.1}%; simulate predicts {predicted:.1} rows, {:.1}%, over {CLASS_PASSES} passes: a row within a bootstrap error of zero can go either way); |encrypted - reference| numerator: median {:.2}, max {:.2} (logit units x {scale:.3e})",
         outcomes.len(),
         100.0 * agreement,
+        100.0 * predicted / outcomes.len() as f64,
         median(errors.clone()),
         errors.iter().copied().fold(0.0, f64::max),
     );
