@@ -261,18 +261,23 @@ impl Session {
         let decrypt = started.elapsed();
         let inputs = self.model.quantize_input(&row.dense);
         let reference_numerator = self.model.forward(&inputs, &row.ids)?;
-        let simulate = |seed: u64| {
-            self.model
-                .trace(&inputs, &row.ids, Execution::Simulate { seed }, index)
-                .map(|trace| trace.logit_numerator)
-        };
-        let simulated_numerator = simulate(simulate_seed)?;
-        let mut kept = 0;
-        for pass in 0..CLASS_PASSES {
-            let numerator = simulate(simulate_seed.wrapping_add(pass))?;
-            kept += usize::from((numerator > 0.0) == (reference_numerator > 0));
-        }
-        let class_kept = kept as f64 / CLASS_PASSES as f64;
+        let simulated_numerator = self
+            .model
+            .trace(
+                &inputs,
+                &row.ids,
+                Execution::Simulate {
+                    seed: simulate_seed,
+                },
+                index,
+            )?
+            .logit_numerator;
+        let class_kept = self.model.simulated_class_kept(
+            &inputs,
+            &row.ids,
+            index,
+            (0..CLASS_PASSES).map(|pass| simulate_seed.wrapping_add(pass)),
+        )?;
         let float_logit = float
             .map(|w| w.forward(&row.dense, &row.ids).map(f64::from))
             .transpose()?;

@@ -216,6 +216,15 @@ pub struct QuantizeArgs {
     pub simulate_seed: u64,
 }
 
+/// A width search's trials as `bits error, ...`.
+fn width_trials(trials: &[dlrm::WidthTrial]) -> String {
+    let trials: Vec<String> = trials
+        .iter()
+        .map(|t| format!("{} {:.4}", t.bits, t.logit_mse))
+        .collect();
+    trials.join(", ")
+}
+
 /// The splits of a prepared dataset: train, validation (if any) and test (if any).
 struct Splits {
     dataset: PreparedDataset,
@@ -521,25 +530,15 @@ pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
         (result.model, result.report, Some(result.weights))
     };
     if let Some(kept) = report.embedding_bits {
-        let trials: Vec<String> = report
-            .embedding_widths
-            .iter()
-            .map(|t| format!("{} {:.4}", t.bits, t.logit_mse))
-            .collect();
         println!(
             "embedding width: squared logit error by bits: {}; kept {kept} bits",
-            trials.join(", ")
+            width_trials(&report.embedding_widths)
         );
     }
     if let Some(square) = &report.square {
-        let trials: Vec<String> = report
-            .square_widths
-            .iter()
-            .map(|t| format!("{} {:.4}", t.bits, t.logit_mse))
-            .collect();
         println!(
             "dot interaction: square width: squared logit error by bits: {}; square table {} bits, boxes of 2^{}, unit {:.2}{}, wrong-box rate {:.4}",
-            trials.join(", "),
+            width_trials(&report.square_widths),
             square.lut_bits,
             square.box_shift,
             square.square_unit,

@@ -229,15 +229,14 @@ fn uci_test_split_encrypted_matches_the_reference_and_the_float_model() {
     );
     // And this encrypted run is one such pass: within five binomial deviations of the
     // prediction (per row, the class is kept with the probability `simulate` shows).
-    let flip_variance: f64 = errors
+    let flip_variance: f64 = rows
         .iter()
-        .zip(&outcome.reference)
-        .map(|(row, &reference)| {
-            let kept = row
-                .iter()
-                .filter(|e| (reference + **e > 0.0) == (reference > 0.0))
-                .count() as f64
-                / row.len() as f64;
+        .enumerate()
+        .map(|(r, (dense, ids))| {
+            let input = model.quantize_input(dense);
+            let kept = model
+                .simulated_class_kept(&input, ids, r as u64, 0..runs)
+                .unwrap();
             kept * (1.0 - kept)
         })
         .sum();

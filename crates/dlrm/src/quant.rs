@@ -671,22 +671,49 @@ impl QuantizedModel {
     }
 
     /// How often bootstrap noise leaves the predicted class (`logit > 0`) as the exact reference
-    /// has it: the mean over `runs` seeded `simulate` passes (seeds `0..runs`) of
-    /// [`class_agreement`](crate::class_agreement) with the exact logits. What an encrypted run's
-    /// agreement with the reference should be.
+    /// has it: over the rows of `data`, the mean of [`QuantizedModel::simulated_class_kept`]
+    /// with seeds `0..runs`. What an encrypted run's agreement with the reference should be.
     pub fn simulated_class_agreement(&self, data: &datasets::SplitData, runs: u64) -> Result<f64> {
         if runs == 0 || data.rows() == 0 {
             return Err(DlrmError::shape(
                 "class agreement needs at least one run and one row",
             ));
         }
-        let exact = self.logits(data, Execution::Exact)?;
-        let mut total = 0.0;
-        for seed in 0..runs {
-            let noisy = self.logits(data, Execution::Simulate { seed })?;
-            total += crate::class_agreement(&exact, &noisy);
+        let kept = (0..data.rows())
+            .into_par_iter()
+            .map(|r| {
+                let dense = self.quantize_input(data.dense_row(r));
+                self.simulated_class_kept(&dense, data.categorical_row(r), r as u64, 0..runs)
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(kept.iter().sum::<f64>() / data.rows() as f64)
+    }
+
+    /// The fraction of seeded `simulate` passes of one row (integer inputs; `row` seeds the
+    /// noise as in [`QuantizedModel::trace`]) whose class (`numerator > 0`) is the exact
+    /// reference's; 1 when `seeds` is empty.
+    pub fn simulated_class_kept(
+        &self,
+        dense: &[i64],
+        ids: &[u32],
+        row: u64,
+        seeds: impl IntoIterator<Item = u64>,
+    ) -> Result<f64> {
+        let positive = |execution| {
+            self.trace(dense, ids, execution, row)
+                .map(|trace| trace.logit_numerator > 0.0)
+        };
+        let reference = positive(Execution::Exact)?;
+        let (mut kept, mut passes) = (0usize, 0usize);
+        for seed in seeds {
+            kept += usize::from(positive(Execution::Simulate { seed })? == reference);
+            passes += 1;
         }
-        Ok(total / runs as f64)
+        Ok(if passes == 0 {
+            1.0
+        } else {
+            kept as f64 / passes as f64
+        })
     }
 
     /// Writes the model as JSON.

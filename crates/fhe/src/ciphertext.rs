@@ -316,23 +316,25 @@ pub(crate) fn extraction_list(
     glwe_count: usize,
 ) -> Result<(LweCiphertextListOwned<u64>, LweSize)> {
     let polynomial_size = params.polynomial_size().0;
+    let index_below = |what, index: usize, count: usize| {
+        if index < count {
+            Ok(())
+        } else {
+            Err(FheError::OutOfRange {
+                what,
+                value: index as i128,
+                min: 0,
+                max: count as i128 - 1,
+            })
+        }
+    };
     for slot in slots {
-        if slot.glwe >= glwe_count {
-            return Err(FheError::OutOfRange {
-                what: "GLWE index of a slot",
-                value: slot.glwe as i128,
-                min: 0,
-                max: glwe_count as i128 - 1,
-            });
-        }
-        if slot.coefficient >= polynomial_size {
-            return Err(FheError::OutOfRange {
-                what: "coefficient index of a slot",
-                value: slot.coefficient as i128,
-                min: 0,
-                max: polynomial_size as i128 - 1,
-            });
-        }
+        index_below("GLWE index of a slot", slot.glwe, glwe_count)?;
+        index_below(
+            "coefficient index of a slot",
+            slot.coefficient,
+            polynomial_size,
+        )?;
     }
     let lwe_size = params.tfhe_big_lwe_dimension().to_lwe_size();
     let list = LweCiphertextList::new(
