@@ -18,6 +18,7 @@
 mod compress;
 mod config;
 mod digits;
+mod dot;
 mod error;
 mod io;
 mod metrics;
@@ -36,6 +37,7 @@ pub use config::{
     ModelPreset, TableConfig, TrainConfig,
 };
 pub use digits::DigitCode;
+pub use dot::{DotInteraction, DotLayout, TABLE_NORM_MAX_ROWS};
 pub use error::{DlrmError, Result};
 pub use io::{
     DatasetReference, MAX_JSON_BYTES, MAX_WEIGHTS_BYTES, MODEL_FILE, MODEL_FORMAT_VERSION,
@@ -46,8 +48,8 @@ pub use model::{Batch, Dlrm};
 pub use noise::NoiseModel;
 pub use qat::{QatConfig, QatEpoch, QatResult, finetune_quantized, rounded_logits};
 pub use quant::{
-    ActivationTable, DotInteraction, Execution, InputQuantizer, IntLayer, IntTable, LayerTrace,
-    MAX_LUT_BITS, MAX_VALUE_BITS, QUANTIZED_FORMAT_VERSION, QuantizedModel, Trace,
+    ActivationTable, Execution, InputQuantizer, IntLayer, IntTable, LayerTrace, MAX_LUT_BITS,
+    MAX_VALUE_BITS, QUANTIZED_FORMAT_VERSION, QuantizedModel, Trace,
 };
 pub use quantize::{
     LayerChoice, QuantizeConfig, QuantizeReport, SquareChoice, WidthTrial, quantize,

@@ -8,13 +8,16 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::dot::{DotInteraction, DotLayout};
 use crate::io::{read_json, write_json};
 use crate::rng::SplitMix64;
-use crate::weights::{check_row, dot_pairs};
+use crate::weights::check_row;
 use crate::{DlrmError, Interaction, ModelConfig, NoiseModel, Result, TableConfig};
 
-/// Version of the quantized model format this crate writes and reads.
-pub const QUANTIZED_FORMAT_VERSION: u32 = 1;
+/// Version of the quantized model format this crate writes and reads. Version 2 changed the dot
+/// interaction's identity (shared squares); version-1 files without a dot interaction mean the
+/// same in both and are still read.
+pub const QUANTIZED_FORMAT_VERSION: u32 = 2;
 const QUANTIZED_FORMAT: &str = "dlrm-he/quantized-model";
 /// Widest integer (weights, inputs, table entries, activations) the format allows, in bits.
 pub const MAX_VALUE_BITS: u32 = 16;
@@ -104,7 +107,7 @@ impl ActivationTable {
         (1usize << self.lut_bits) - 1
     }
 
-    fn validate(&self) -> std::result::Result<(), String> {
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
         if self.lut_bits == 0 || self.lut_bits > MAX_LUT_BITS {
             return Err(format!(
                 "lut_bits {} outside 1..={MAX_LUT_BITS}",
@@ -244,77 +247,6 @@ impl IntTable {
     }
 }
 
-/// The dot interaction on integers. The bottom output `v_0` and the embedding sums `v_1..v_T`
-/// share one integer unit; every product `v_i[k] v_j[k]` (pairs `j < i` in the float model's
-/// order) is computed as `square(v_i[k] + v_j[k]) - square(v_i[k] - v_j[k])`, four times the
-/// product, with `square` one bootstrapped table (ciphertexts cannot be multiplied, but a
-/// table can square one). A pair's feature is the sum over `k` of those differences.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DotInteraction {
-    /// Reads a sum or difference and returns its square, in the pair features' unit.
-    pub square: ActivationTable,
-}
-
-impl DotInteraction {
-    /// The squares' inputs for `vectors` (the bottom output, then each embedding sum, `dim`
-    /// values each), in execution order: per pair `(i, j)`, per coordinate `k`, the sum
-    /// `v_i[k] + v_j[k]` then the difference `v_i[k] - v_j[k]`.
-    ///
-    /// ```
-    /// // Three vectors of dimension 1: pairs (1, 0), (2, 0), (2, 1).
-    /// let inputs = dlrm::DotInteraction::square_inputs(&[1, 10, 100], 1);
-    /// assert_eq!(inputs, vec![11, 9, 101, 99, 110, 90]);
-    /// ```
-    pub fn square_inputs(vectors: &[i64], dim: usize) -> Vec<i64> {
-        let count = vectors.len() / dim.max(1);
-        let mut inputs = Vec::with_capacity(count * count.saturating_sub(1) * dim);
-        for (i, j) in dot_pairs(count) {
-            for k in 0..dim {
-                let (a, b) = (vectors[i * dim + k], vectors[j * dim + k]);
-                inputs.extend([a + b, a - b]);
-            }
-        }
-        inputs
-    }
-
-    /// The pair features from the squares of [`DotInteraction::square_inputs`]: per pair, the
-    /// sum over `k` of the sum's square minus the difference's square.
-    ///
-    /// ```
-    /// let squares: Vec<i64> = dlrm::DotInteraction::square_inputs(&[1, 2, 3, 4], 2)
-    ///     .iter().map(|u| u * u).collect();
-    /// // 4 x (3 x 1 + 4 x 2)
-    /// assert_eq!(dlrm::DotInteraction::pair_features(&squares, 2), vec![44]);
-    /// ```
-    pub fn pair_features(squares: &[i64], dim: usize) -> Vec<i64> {
-        squares
-            .chunks_exact(2 * dim.max(1))
-            .map(|pair| pair.chunks_exact(2).map(|s| s[0] - s[1]).sum())
-            .collect()
-    }
-
-    /// How many bootstrap outputs square input `index` sums: one for the pairs with the bottom
-    /// output (`j = 0`), none for two exact embedding sums.
-    ///
-    /// ```
-    /// // Pairs (1, 0), (2, 0), (2, 1) of dimension 1, two inputs each.
-    /// let noises: Vec<f64> = (0..6).map(|r| dlrm::DotInteraction::input_noise(r, 1)).collect();
-    /// assert_eq!(noises, vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
-    /// ```
-    pub fn input_noise(index: usize, dim: usize) -> f64 {
-        let pair = index / (2 * dim.max(1));
-        // Pairs (i, j), j < i, run i = 1, 2, ...: pair p reads the bottom output when it is
-        // the first of its i, that is when p = i (i - 1) / 2.
-        let mut first = 0;
-        let mut i = 1;
-        while first < pair {
-            first += i;
-            i += 1;
-        }
-        if first == pair { 1.0 } else { 0.0 }
-    }
-}
-
 /// A quantized DLRM.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QuantizedModel {
@@ -378,7 +310,16 @@ impl QuantizedModel {
     /// overflow `i64` (quantized model files are untrusted).
     pub fn validate(&self) -> Result<()> {
         let bad = |reason: String| Err(DlrmError::shape(format!("quantized model: {reason}")));
-        if self.format != QUANTIZED_FORMAT || self.format_version != QUANTIZED_FORMAT_VERSION {
+        let readable = self.format_version == QUANTIZED_FORMAT_VERSION
+            || (self.format_version == 1 && self.dot.is_none());
+        if self.format_version == 1 && self.dot.is_some() {
+            return bad(
+                "version 1 of the format computed the dot interaction as ((a + b)^2 - (a - b)^2) / 4; \
+                 this build uses shared squares: quantize the model again"
+                    .into(),
+            );
+        }
+        if self.format != QUANTIZED_FORMAT || !readable {
             return bad(format!(
                 "format {:?} version {}, this build reads {QUANTIZED_FORMAT:?} version {QUANTIZED_FORMAT_VERSION}",
                 self.format, self.format_version
@@ -389,7 +330,6 @@ impl QuantizedModel {
         match (c.interaction, &self.dot) {
             (Interaction::Concat, None) => {}
             (Interaction::Dot, Some(dot)) => dot
-                .square
                 .validate()
                 .or_else(|e| bad(format!("dot interaction: {e}")))?,
             _ => return bad("a square table belongs to dot models, and only to them".into()),
@@ -525,20 +465,19 @@ impl QuantizedModel {
         let interaction = match &self.dot {
             None => None,
             Some(dot) => {
-                let inputs = DotInteraction::square_inputs(&x, d);
+                let layout = DotLayout::of(&self.config);
+                let inputs = layout.square_inputs(&x);
                 let squares: Vec<i64> = match noise.as_mut() {
                     None => inputs.iter().map(|&u| dot.square.apply(u)).collect(),
                     Some(rng) => inputs
                         .iter()
-                        .enumerate()
-                        .map(|(r, &u)| {
-                            let norm = DotInteraction::input_noise(r, d).sqrt();
-                            self.noisy_activation(&dot.square, u, norm, rng)
-                        })
+                        .zip(layout.square_input_noises())
+                        .map(|(&u, noise)| self.noisy_activation(&dot.square, u, noise.sqrt(), rng))
                         .collect(),
                 };
+                let norms = dot.table_norms(&layout, &x);
                 x.truncate(self.config.bottom_output());
-                x.extend(DotInteraction::pair_features(&squares, d));
+                x.extend(layout.pair_features(&squares, &norms));
                 Some(LayerTrace {
                     accumulators: inputs,
                     activations: squares,
@@ -569,7 +508,8 @@ impl QuantizedModel {
 
     /// How many independent bootstrap outputs each input of layer `index` (bottom layers, then
     /// top layers) sums: none for the client's fresh inputs and the exact embedding sums, one
-    /// for an activation, `2 d` for a dot pair feature (`d` squares minus `d` squares).
+    /// for an activation, and for a dot pair feature the bootstrapped squares it sums
+    /// ([`DotLayout::pair_noises`]).
     ///
     /// ```
     /// // UCI sizes: bottom 2-8-4, one table of dimension 4, top 8-4-1.
@@ -754,12 +694,11 @@ pub(crate) fn column_noises(config: &ModelConfig, index: usize) -> Vec<f64> {
     // The first top layer: the bottom output, then the embedding sums or the pair features.
     let bottom_width = config.bottom_output();
     let rest = config.interaction_output() - bottom_width;
-    let summed = match config.interaction {
-        Interaction::Concat => 0.0,
-        Interaction::Dot => 2.0 * config.embedding_dim as f64,
-    };
     let mut noises = vec![1.0; bottom_width];
-    noises.extend(std::iter::repeat_n(summed, rest));
+    match config.interaction {
+        Interaction::Concat => noises.extend(std::iter::repeat_n(0.0, rest)),
+        Interaction::Dot => noises.extend(DotLayout::of(config).pair_noises()),
+    }
     noises
 }
 

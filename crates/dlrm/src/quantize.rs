@@ -14,16 +14,18 @@
 //! two (a table's entries cost nothing in noise) so that both kinds share one accumulator grid.
 //!
 //! A dot model's bottom output takes as many levels as its embedding entries, and the products
-//! of its pairs come from one square table covering every sum and difference of two vectors
-//! ([`DotInteraction`]): `(a + b)^2 - (a - b)^2 = 4ab` holds for any integers, so each vector
-//! keeps its own unit and a pair feature's unit is the product of its two vectors' units.
+//! of its pairs come from one square table covering every sum of two vectors
+//! ([`DotInteraction`], [`DotLayout`]): `(a + b)^2 - a^2 - b^2 = 2ab` holds for any integers, so
+//! each vector keeps its own unit and a pair feature's unit is the product of its two vectors'
+//! units.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::dot::{DotInteraction, DotLayout};
 use crate::quant::{
-    ActivationTable, DotInteraction, Execution, InputQuantizer, IntLayer, IntTable, QuantizedModel,
-    column_noises, value_limit,
+    ActivationTable, Execution, InputQuantizer, IntLayer, IntTable, QuantizedModel, column_noises,
+    value_limit,
 };
 use crate::weights::dot_pairs;
 use crate::{
@@ -251,24 +253,33 @@ pub fn quantize(
 /// Rows of the calibration data the embedding width is chosen on.
 const WIDTH_SELECTION_ROWS: usize = 4000;
 
-/// Mean squared difference between the integer (exact) and the float logits on the first
-/// calibration rows, plus the variance of the bootstrap noise the integer logit carries.
+/// Mean squared difference between the integer and the float logits on the first calibration
+/// rows, with the bootstrap noise the integer logit carries: a dot model's logits under
+/// `simulate` (the widths decide how its bottom output's misreads spread through the pair
+/// features and how often its squares are misread), other models' exact logits plus the
+/// variance of the noise the output layer keeps.
 fn logit_error(
     weights: &DlrmWeights,
     model: &QuantizedModel,
     calibration: &datasets::SplitData,
 ) -> Result<f64> {
+    let (execution, output_noise) = match model.dot {
+        Some(_) => (Execution::Simulate { seed: 0x5eed }, 0.0),
+        None => (
+            Execution::Exact,
+            model.output_noise_sd() * model.logit_scale,
+        ),
+    };
     let rows = calibration.rows().min(WIDTH_SELECTION_ROWS);
     let squares = (0..rows)
         .into_par_iter()
         .map(|r| {
             let (dense, ids) = (calibration.dense_row(r), calibration.categorical_row(r));
-            let integer = model.logit(dense, ids, Execution::Exact, r as u64)?;
+            let integer = model.logit(dense, ids, execution, r as u64)?;
             let float = f64::from(weights.forward(dense, ids)?);
             Ok((integer - float).powi(2))
         })
         .collect::<Result<Vec<f64>>>()?;
-    let output_noise = model.output_noise_sd() * model.logit_scale;
     Ok(squares.iter().sum::<f64>() / rows.max(1) as f64 + output_noise * output_noise)
 }
 
@@ -367,16 +378,16 @@ fn quantize_with_embedding_bits(
             .zip(&c.tables)
             .map(|(table, spec)| table.largest_sum(spec, c.embedding_dim))
             .fold(value_limit(embedding_bits), i64::max);
-        let (table, choice) = interact_by_squares(
+        let (dot, choice) = interact_by_squares(
             &mut x,
             &mut xf,
             &mut scales,
+            &DotLayout::of(c),
             bottom_width,
-            c.embedding_dim,
             largest_vector,
             config,
         );
-        (Some(choice), Some(DotInteraction { square: table }))
+        (Some(choice), Some(dot))
     } else {
         (None, None)
     };
@@ -859,7 +870,7 @@ const SQUARE_CLEAN_SIGMAS: f64 = 3.0;
 
 /// Replaces each calibration row's bottom output and embedding sums (`x`: integers of real
 /// value `scales`; `xf`: the float values) by the dot interaction's features, and returns the
-/// square table. The table covers every sum and difference the model can produce (twice the
+/// square table. The table covers every sum and entry the model can produce (twice the
 /// largest bottom output or embedding sum, `largest_vector`), so nothing is ever clamped: in
 /// single-integer boxes (exact squares) when the fewest boxes that allow it stay clean for the
 /// noisiest input (one bootstrap output), else in the most boxes that do. It returns squares in at most
@@ -868,11 +879,12 @@ fn interact_by_squares(
     x: &mut [Vec<i64>],
     xf: &mut [Vec<f64>],
     scales: &mut Vec<f64>,
+    layout: &DotLayout,
     bottom_width: usize,
-    dim: usize,
     largest_vector: i64,
     config: &QuantizeConfig,
-) -> (ActivationTable, SquareChoice) {
+) -> (DotInteraction, SquareChoice) {
+    let dim = layout.dim();
     let noise = &config.noise;
     let sd = noise.bootstrap_input_sd(1.0);
     let clean_bits = (2..=config.max_lut_bits)
@@ -898,22 +910,31 @@ fn interact_by_squares(
         box_shift,
         lut_bits,
         output_bits: config.square_bits,
+        // Each box returns the mean square of the integers it holds (`centre + delta`, delta
+        // in `[-half, half)`): the centre's square alone is biased by `-centre` per read once
+        // boxes hold several integers.
         entries: centres
             .iter()
-            .map(|c| {
-                (c.unsigned_abs().pow(2) as f64 / square_unit)
-                    .round()
-                    .min(levels as f64) as u32
+            .map(|&c| {
+                let half = (1i64 << box_shift) >> 1;
+                let held = (-half..(1i64 << box_shift) - half).map(|delta| (c + delta).pow(2));
+                let mean = held.sum::<i64>() as f64 / (1u64 << box_shift) as f64;
+                (mean / square_unit).round().min(levels as f64) as u32
             })
             .collect(),
+    };
+    let dot = DotInteraction {
+        square,
+        square_unit,
     };
     x.par_iter_mut()
         .zip(xf.par_iter_mut())
         .for_each(|(row_x, row_f)| {
-            let inputs = DotInteraction::square_inputs(row_x, dim);
-            let squares: Vec<i64> = inputs.iter().map(|&u| square.apply(u)).collect();
+            let inputs = layout.square_inputs(row_x);
+            let squares: Vec<i64> = inputs.iter().map(|&u| dot.square.apply(u)).collect();
+            let norms = dot.table_norms(layout, row_x);
             row_x.truncate(bottom_width);
-            row_x.extend(DotInteraction::pair_features(&squares, dim));
+            row_x.extend(layout.pair_features(&squares, &norms));
             let vectors = row_f.len() / dim;
             let dots: Vec<f64> = dot_pairs(vectors)
                 .map(|(i, j)| {
@@ -925,10 +946,10 @@ fn interact_by_squares(
             row_f.truncate(bottom_width);
             row_f.extend(dots);
         });
-    // A pair feature is four times the product of its vectors' integers, in square units.
+    // A pair feature is twice the product of its vectors' integers, in square units.
     let vector_scales: Vec<f64> = scales.iter().step_by(dim).copied().collect();
     let pair_scales: Vec<f64> = dot_pairs(vector_scales.len())
-        .map(|(i, j)| square_unit * vector_scales[i] * vector_scales[j] / 4.0)
+        .map(|(i, j)| square_unit * vector_scales[i] * vector_scales[j] / 2.0)
         .collect();
     scales.truncate(bottom_width);
     scales.extend(&pair_scales);
@@ -939,7 +960,7 @@ fn interact_by_squares(
         square_unit,
         pair_scales,
     };
-    (square, choice)
+    (dot, choice)
 }
 
 /// `layer` with its bias corrected for the mean error of its integer inputs (real value

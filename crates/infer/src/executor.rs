@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use dlrm::{DotInteraction, IntLayer, QuantizedModel};
+use dlrm::{DotLayout, IntLayer, QuantizedModel};
 use embed::{EmbeddingTable, OutputOrder, PackedTables};
 use fhe::{
     ClientKey, CoefficientSlot, Encoding, LookupTable, LutBits, LweBatch, LweDenseLayer,
@@ -11,7 +11,7 @@ use fhe::{
 };
 
 use crate::error::{InferError, Result, malformed};
-use crate::interface::{ModelInterface, encoding};
+use crate::interface::{ModelInterface, encoding, table_norms_of};
 use crate::plan::{FhePlan, compile};
 use crate::wire::{Request, Response};
 
@@ -87,7 +87,8 @@ pub struct ExecutionTrace {
     /// Per layer: the accumulators (minus the table's `lo` for hidden layers) at the layer's
     /// input scale, and the activations at the next layer's input scale.
     pub layers: Vec<(LweBatch, Option<LweBatch>)>,
-    /// The dot interaction's sums and differences (minus the table's `lo`) and their squares.
+    /// The dot interaction's square inputs (pair sums and vector entries, minus the table's
+    /// `lo`) and their squares.
     pub interaction: Option<(LweBatch, LweBatch)>,
     /// The first top layer's input: bottom output, then the embedding sums or pair features.
     pub top_input: Option<LweBatch>,
@@ -98,7 +99,7 @@ pub struct ExecutionTrace {
 pub struct DecryptedTrace {
     /// Per layer, bottom then top.
     pub layers: Vec<DecryptedLayer>,
-    /// The dot interaction's sums and differences (as accumulators) and squares.
+    /// The dot interaction's square inputs (as accumulators) and squares.
     pub interaction: Option<DecryptedLayer>,
     pub top_input: Vec<i64>,
 }
@@ -169,10 +170,12 @@ struct Stage {
 struct DotStage {
     /// The bottom MLP's last activation, returned at the squares' input scale.
     bottom_copy: LookupTable,
-    /// Bottom output and embedding sums to every pair's sums and differences (±1, minus `lo`).
+    /// Bottom copy and lookup outputs to every pair's sums and the entries squared by
+    /// bootstrap (minus the table's `lo`; lookup outputs multiplied up to the squares' scale).
     sums: LweDenseLayer,
     square: LookupTable,
-    /// Squares to pair features (±1).
+    /// Squares, then the interaction's inputs (for the tables' norms, multiplied up to the
+    /// pair features' scale), to pair features.
     pairs: LweDenseLayer,
 }
 
@@ -201,32 +204,24 @@ impl DotStage {
             dot.square.lut_bits,
             encoding(step.activation.output_scale_log),
         )?;
-        let d = model.config.embedding_dim;
-        let inputs = model.config.bottom_output() + model.tables.len() * d;
-        // The two linear maps as matrices: column c is the map applied to unit vector c.
-        let matrix = |inputs: usize, map: &dyn Fn(&[i64]) -> Vec<i64>| -> (usize, Vec<i64>) {
-            let columns: Vec<Vec<i64>> = (0..inputs)
-                .map(|c| {
-                    let mut unit = vec![0; inputs];
-                    unit[c] = 1;
-                    map(&unit)
-                })
-                .collect();
-            let rows = columns.first().map_or(0, Vec::len);
-            let weights = (0..rows)
-                .flat_map(|r| columns.iter().map(move |column| column[r]))
-                .collect();
-            (rows, weights)
-        };
-        let (rows, weights) = matrix(inputs, &|v| DotInteraction::square_inputs(v, d));
+        let layout = DotLayout::of(&model.config);
+        let inputs = InteractionInputs::new(
+            &layout,
+            model.config.embedding_dim,
+            plan.interface.lookup_scale_log,
+            step,
+        )?;
+        let (rows, weights) = matrix(inputs.len, &|v| layout.square_inputs(&inputs.vectors(v)));
         let (bias, bias_encoding) =
             shifted_bias(&vec![0; rows], Some(&dot.square), step.input_scale_log);
-        let sums = LweDenseLayer::new(rows, inputs, weights, bias, bias_encoding)?;
-        let (pair_rows, pair_weights) =
-            matrix(rows, &|squares| DotInteraction::pair_features(squares, d));
+        let sums = LweDenseLayer::new(rows, inputs.len, weights, bias, bias_encoding)?;
+        let (pair_rows, pair_weights) = matrix(rows + inputs.len, &|v| {
+            let (squares, rest) = v.split_at(rows);
+            layout.pair_features(squares, &inputs.norms(rest))
+        });
         let pairs = LweDenseLayer::new(
             pair_rows,
-            rows,
+            rows + inputs.len,
             pair_weights,
             vec![0; pair_rows],
             encoding(step.activation.output_scale_log),
@@ -238,6 +233,100 @@ impl DotStage {
             pairs,
         }))
     }
+}
+
+/// The interaction's input ciphertexts: the bottom copy (`d`, at the squares' scale), then each
+/// table's lookup outputs at the lookup scale (`d` entries, and the squared norm for tables
+/// that return one).
+struct InteractionInputs {
+    dim: usize,
+    /// Outputs of each vector: `d`, or `d + 1` with a table norm.
+    widths: Vec<usize>,
+    len: usize,
+    /// Lookup scale to the squares' input scale.
+    to_squares: i64,
+    /// Lookup scale to the pair features' scale (tables with norms only).
+    to_pairs: i64,
+}
+
+impl InteractionInputs {
+    fn new(
+        layout: &DotLayout,
+        dim: usize,
+        lookup_scale_log: u32,
+        step: &crate::plan::InteractionPlan,
+    ) -> Result<Self> {
+        let power = |to: u32, what: &str| {
+            to.checked_sub(lookup_scale_log)
+                .filter(|shift| *shift < 62)
+                .map(|shift| 1i64 << shift)
+                .ok_or_else(|| {
+                    InferError::Unsupported(format!(
+                        "lookup outputs at 2^{lookup_scale_log} cannot reach {what} at 2^{to}"
+                    ))
+                })
+        };
+        let to_squares = power(step.input_scale_log, "the squares' inputs")?;
+        let to_pairs = if step.table_norms > 0 {
+            power(step.activation.output_scale_log, "the pair features")?
+        } else {
+            0
+        };
+        let widths: Vec<usize> = layout
+            .table_norms()
+            .iter()
+            .map(|&norm| dim + usize::from(norm))
+            .collect();
+        Ok(InteractionInputs {
+            dim,
+            len: widths.iter().sum(),
+            widths,
+            to_squares,
+            to_pairs,
+        })
+    }
+
+    /// The vectors (`d` values each) at the squares' scale.
+    fn vectors(&self, inputs: &[i64]) -> Vec<i64> {
+        let mut vectors = Vec::with_capacity(self.widths.len() * self.dim);
+        let mut at = 0;
+        for (i, &width) in self.widths.iter().enumerate() {
+            let scale = if i == 0 { 1 } else { self.to_squares };
+            vectors.extend(inputs[at..at + self.dim].iter().map(|v| v * scale));
+            at += width;
+        }
+        vectors
+    }
+
+    /// The tables' norms at the pair features' scale.
+    fn norms(&self, inputs: &[i64]) -> Vec<i64> {
+        let mut norms = Vec::new();
+        let mut at = 0;
+        for &width in &self.widths {
+            if width > self.dim {
+                norms.push(inputs[at + self.dim] * self.to_pairs);
+            }
+            at += width;
+        }
+        norms
+    }
+}
+
+/// A linear map on `inputs` values as a row-major matrix: column `c` is the map applied to unit
+/// vector `c`.
+fn matrix(inputs: usize, map: &dyn Fn(&[i64]) -> Vec<i64>) -> (usize, Vec<i64>) {
+    let columns: Vec<Vec<i64>> = (0..inputs)
+        .map(|c| {
+            let mut unit = vec![0; inputs];
+            unit[c] = 1;
+            map(&unit)
+        })
+        .collect();
+    let rows = columns.first().map_or(0, Vec::len);
+    let weights = (0..rows)
+        .flat_map(|r| columns.iter().map(move |column| column[r]))
+        .collect();
+    (rows, weights)
 }
 
 /// A quantized model ready for encrypted requests. Build once (packs the tables and the first
@@ -354,10 +443,20 @@ impl ServerModel {
                     .iter()
                     .zip(&model.tables)
                     .map(|(shape, table)| {
-                        EmbeddingTable::new(
-                            *shape,
-                            table.values.iter().map(|&v| i64::from(v)).collect(),
-                        )
+                        let d = model.config.embedding_dim;
+                        let values: Vec<i64> = table.values.iter().map(|&v| i64::from(v)).collect();
+                        match &model.dot {
+                            // A table with a norm column: each row, then its squared norm.
+                            Some(dot) if shape.dim > d => {
+                                let norms = table_norms_of(dot, &table.values, d);
+                                let rows = values.chunks_exact(d).zip(norms);
+                                let values = rows
+                                    .flat_map(|(row, norm)| row.iter().copied().chain([norm]))
+                                    .collect();
+                                EmbeddingTable::new(*shape, values)
+                            }
+                            _ => EmbeddingTable::new(*shape, values),
+                        }
                     })
                     .collect::<embed::Result<Vec<_>>>()?;
                 let packed = PackedTables::new(lookup_plan, tables)?;
@@ -487,11 +586,13 @@ impl ServerModel {
         let started = Instant::now();
         if let (Some(dot), Some(vectors)) = (&self.dot, vectors) {
             let sums = dot.sums.apply(&vectors)?;
-            let squares = key.keyswitch_bootstrap(&sums, &dot.square)?;
-            x.append(&dot.pairs.apply(&squares)?)?;
+            let mut squares = key.keyswitch_bootstrap(&sums, &dot.square)?;
             if let Some(trace) = trace.as_deref_mut() {
-                trace.interaction = Some((sums, squares));
+                trace.interaction = Some((sums, squares.clone()));
             }
+            // The pair features read the squares, then the tables' norms among the inputs.
+            squares.append(&vectors)?;
+            x.append(&dot.pairs.apply(&squares)?)?;
         }
         timings.interaction = started.elapsed();
         if let Some(trace) = trace.as_deref_mut() {

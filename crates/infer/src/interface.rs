@@ -2,7 +2,7 @@
 //! responses (input quantizer, layouts, encodings, table shapes), and nothing it must not see
 //! (no weights, no table entries).
 
-use dlrm::{EmbeddingKind, InputQuantizer, QuantizedModel};
+use dlrm::{DotInteraction, DotLayout, EmbeddingKind, InputQuantizer, QuantizedModel};
 use embed::{DigitScheme, LookupPlan, PackingOptions, TableShape};
 use fhe::{Encoding, PackedMatVecLayout, ParameterSetId, ScaleLog};
 use serde::{Deserialize, Serialize};
@@ -67,11 +67,17 @@ impl ModelInterface {
             .bottom
             .first()
             .ok_or_else(|| InferError::Unsupported("a model without a bottom MLP".into()))?;
+        // A dot model's small full tables return each row's squared norm as one more output.
+        let table_norms = match &model.dot {
+            Some(_) => DotLayout::of(c).table_norms()[1..].to_vec(),
+            None => vec![false; c.tables.len()],
+        };
         let tables = c
             .tables
             .iter()
             .zip(&model.tables)
-            .map(|(spec, table)| {
+            .zip(&table_norms)
+            .map(|((spec, table), &with_norm)| {
                 let digits = match spec.kind {
                     EmbeddingKind::Full => DigitScheme::one_hot(spec.rows as u64),
                     EmbeddingKind::Digits(code) => DigitScheme {
@@ -79,22 +85,30 @@ impl ModelInterface {
                         count: code.digits,
                     },
                 };
+                let entries = table.values.iter().map(|v| i64::from(*v).abs()).max();
+                let norms = model
+                    .dot
+                    .as_ref()
+                    .filter(|_| with_norm)
+                    .map(|dot| table_norms_of(dot, &table.values, c.embedding_dim));
+                let largest_norm = norms.iter().flatten().map(|n| n.abs()).max();
                 TableShape {
                     rows: spec.rows as u64,
-                    dim: c.embedding_dim,
+                    dim: c.embedding_dim + usize::from(with_norm),
                     digits,
-                    max_abs_value: table
-                        .values
-                        .iter()
-                        .map(|v| i64::from(*v).abs())
-                        .max()
-                        .unwrap_or(0),
+                    max_abs_value: entries.max(largest_norm).unwrap_or(0),
                 }
             })
             .collect();
-        // The lookup outputs feed the first top layer (concat) or the squares (dot).
+        // The lookup outputs feed the first top layer (concat) or the squares (dot). Tables'
+        // norms feed the pair features at the top layer's scale: the lookup then runs at the
+        // lower of the two scales and the executor multiplies up to each.
+        let top_scale = crate::plan::input_scale_log(model, &model.top[0], model.top.len() == 1)?;
         let lookup_scale = match &model.dot {
-            None => crate::plan::input_scale_log(model, &model.top[0], model.top.len() == 1)?,
+            None => top_scale,
+            Some(dot) if table_norms.contains(&true) => {
+                crate::plan::activation_input_scale_log(&dot.square)?.min(top_scale)
+            }
             Some(dot) => crate::plan::activation_input_scale_log(&dot.square)?,
         };
         let interface = ModelInterface {
@@ -242,5 +256,16 @@ pub fn model_id(model: &QuantizedModel) -> String {
     Sha256::digest(&json)
         .iter()
         .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The squared norm of every row of a full table (`values`: rows x `dim`), in square units.
+pub(crate) fn table_norms_of(dot: &DotInteraction, values: &[i32], dim: usize) -> Vec<i64> {
+    values
+        .chunks_exact(dim.max(1))
+        .map(|row| {
+            let row: Vec<i64> = row.iter().map(|&v| i64::from(v)).collect();
+            dot.squared_norm(&row)
+        })
         .collect()
 }

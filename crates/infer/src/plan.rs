@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use dlrm::{IntLayer, QuantizedModel};
+use dlrm::{DotLayout, IntLayer, QuantizedModel};
 use fhe::ParameterSetId;
 use serde::Serialize;
 
@@ -78,21 +78,25 @@ pub struct LookupSummary {
 }
 
 /// The dot interaction of the plan: the bottom output is bootstrapped a second time at the
-/// squares' input scale, every pair's sums and differences with the embedding sums are formed
-/// (a ±1 LWE GEMM), squared by one bootstrap each, and summed into the pair features (a second
-/// ±1 GEMM) at the top MLP's input scale.
+/// squares' input scale, every pair's sums `v_i[k] + v_j[k]` and the entries of the vectors
+/// without a table norm are formed (a small-integer LWE GEMM), squared by one bootstrap each,
+/// and combined with the tables' norms into the pair features `2 v_i . v_j` (a second GEMM) at
+/// the top MLP's input scale.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct InteractionPlan {
     pub pairs: usize,
-    /// Sums and differences squared: `2 x pairs x d`, one bootstrap each.
+    /// Squares, one bootstrap each: `pairs x d` sums, plus `d` entries for each vector whose
+    /// squared norm does not come with its lookup.
     pub squares: usize,
+    /// Vectors whose squared norms come with their lookups (small full tables).
+    pub table_norms: usize,
     /// Bootstraps of the bottom output at the squares' input scale (its `d` values).
     pub bottom_copies: usize,
     /// The square table's boxes.
     pub activation: ActivationPlan,
     /// Scale (log2) of the squares' inputs: the bottom copies' and the lookup outputs' scale.
     pub input_scale_log: u32,
-    /// Non-zero weights of the two ±1 GEMMs.
+    /// Non-zero weights of the two GEMMs.
     pub operations: usize,
     /// Probability that a square of a pair with the bottom output reads a neighbouring box.
     pub wrong_box_rate: f64,
@@ -259,8 +263,8 @@ impl fmt::Display for FhePlan {
             )?;
             writeln!(
                 f,
-                "           ({} squares of sums and differences, x y = ((x + y)^2 - (x - y)^2) / 4, and {} bootstraps of the bottom output at the squares' scale)",
-                dot.squares, dot.bottom_copies
+                "           ({} squares of pair sums and vector entries, 2 x y = (x + y)^2 - x^2 - y^2, {} squared norms returned by tables, and {} bootstraps of the bottom output at the squares' scale)",
+                dot.squares, dot.table_norms, dot.bottom_copies
             )?;
         }
         for layer in &self.layers[self.bottom_layers..] {
@@ -393,11 +397,14 @@ pub(crate) fn compile(model: &QuantizedModel, interface: ModelInterface) -> Resu
         Some(dot) => {
             let table = &dot.square;
             let d = model.config.embedding_dim;
-            let pairs = model.config.interaction_output() - model.config.bottom_output();
-            let squares = 2 * pairs * d;
+            let layout = DotLayout::of(&model.config);
+            let pairs = layout.pairs();
+            let squares = layout.square_count();
+            let table_norms = layout.table_norms().iter().filter(|&&n| n).count();
             Some(InteractionPlan {
                 pairs,
                 squares,
+                table_norms,
                 bottom_copies: d,
                 activation: ActivationPlan {
                     lut_bits: table.lut_bits,
@@ -406,8 +413,15 @@ pub(crate) fn compile(model: &QuantizedModel, interface: ModelInterface) -> Resu
                     output_scale_log: input_scale_log(model, &model.top[0], model.top.len() == 1)?,
                 },
                 input_scale_log: activation_input_scale_log(table)?,
-                // Two terms per sum or difference, then each square in one pair feature.
-                operations: 3 * squares,
+                // Two terms per sum and one per entry, then per pair feature its squares (or
+                // a table's norm in place of a vector's d squares).
+                operations: 2 * pairs * d
+                    + (squares - pairs * d)
+                    + layout
+                        .pair_noises()
+                        .iter()
+                        .map(|&n| n as usize + (3 * d - n as usize) / d.max(1))
+                        .sum::<usize>(),
                 wrong_box_rate: model
                     .noise
                     .wrong_box_rate(model.noise.bootstrap_input_sd(1.0), table.lut_bits),

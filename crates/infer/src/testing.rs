@@ -103,10 +103,10 @@ pub fn tiny_model() -> QuantizedModel {
 }
 
 /// [`tiny_model`] with a dot interaction: the same bottom MLP and tables, the three pair
-/// features through an exact quarter-square table (`floor(c^2 / 4)` on single-integer boxes
-/// -8..=7, so that `floor((a + b)^2 / 4) - floor((a - b)^2 / 4) = a b` and a pair feature is
-/// the integer dot product), and a top MLP 5-3-1 whose first table has 32 boxes of two units
-/// (accumulators -33..=30).
+/// features through an exact square table (`c^2` on single-integer boxes -8..=7, so that
+/// `(a + b)^2 - a^2 - b^2 = 2 a b` and a pair feature is twice the integer dot product; the
+/// full table of 5 rows returns its rows' squared norms with the lookup), and a top MLP 5-3-1
+/// whose first table has 32 boxes of two units (accumulators -33..=30).
 ///
 /// ```
 /// let model = infer::testing::tiny_dot_model();
@@ -121,9 +121,10 @@ pub fn tiny_dot_model() -> QuantizedModel {
             lo: -8,
             box_shift: 0,
             lut_bits: 4,
-            output_bits: 5,
-            entries: (-8i64..8).map(|c| (c * c / 4) as u32).collect(),
+            output_bits: 7,
+            entries: (-8i64..8).map(|c| (c * c) as u32).collect(),
         },
+        square_unit: 1.0,
     });
     model.top = vec![layer(3, 5, 5, Some(relu_table(5))), layer(1, 3, 6, None)];
     model

@@ -92,7 +92,7 @@ fn every_intermediate_ciphertext_matches_the_reference() {
 fn the_dot_interaction_matches_the_reference_ciphertext_by_ciphertext() {
     let model = infer::testing::tiny_dot_model();
     // The hand-made model is sound: over every input it can get, no accumulator leaves its
-    // table's boxes, and the quarter squares give the integer dot products.
+    // table's boxes, and the exact squares give twice the integer dot products.
     let d = model.config.embedding_dim;
     for (x0, x1) in (-4..4).flat_map(|a| (-4..4).map(move |b| (a, b))) {
         for ids in (0..5u32).flat_map(|a| (0..10u32).map(move |b| [a, b])) {
@@ -113,7 +113,7 @@ fn the_dot_interaction_matches_the_reference_ciphertext_by_ciphertext() {
             let mut expected = vectors[0].clone();
             for i in 0..vectors.len() {
                 for j in 0..i {
-                    expected.push((0..d).map(|k| vectors[i][k] * vectors[j][k]).sum());
+                    expected.push((0..d).map(|k| 2 * vectors[i][k] * vectors[j][k]).sum());
                 }
             }
             assert_eq!(trace.top_input, expected);
@@ -121,8 +121,13 @@ fn the_dot_interaction_matches_the_reference_ciphertext_by_ciphertext() {
     }
     let server = ServerModel::new(&model, ParameterSetId::default()).unwrap();
     let dot = server.plan().interaction.as_ref().unwrap();
-    assert_eq!((dot.pairs, dot.squares, dot.bottom_copies), (3, 12, 2));
-    assert_eq!(server.plan().bootstraps(), 3 + 2 + 3 + 12 + 2);
+    // 3 pairs x 2 sums, then the entries of the bottom output and of the digit table (the
+    // full table returns its norms): 10 squares instead of the 12 of (a + b)^2 - (a - b)^2.
+    assert_eq!(
+        (dot.pairs, dot.squares, dot.table_norms, dot.bottom_copies),
+        (3, 10, 1, 2)
+    );
+    assert_eq!(server.plan().bootstraps(), 3 + 2 + 3 + 10 + 2);
     assert!(server.plan().to_string().contains("squares (PBS)"));
     check_every_ciphertext(&model);
 }
