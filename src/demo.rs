@@ -75,7 +75,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("== 4/6 quantize it into the integer model the encrypted executor runs");
     crate::model_commands::quantize(QuantizeArgs {
         model: model.clone(),
-        data: prepared.clone(),
+        data: Some(prepared.clone()),
+        calibration: None,
         out: quantized.clone(),
         calibration_rows: 20_000,
         input_bits: None,
@@ -101,10 +102,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         session: SessionArgs {
             model: quantized,
             keys,
-            data: prepared,
+            data: Some(prepared),
         },
         input: None,
         split: Some("test".into()),
+        encoded: None,
         float_model: Some(model),
         rows: args.encrypted_rows,
         simulate_seed: 1,

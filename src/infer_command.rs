@@ -51,9 +51,17 @@ pub struct SessionArgs {
     #[arg(long)]
     pub keys: PathBuf,
     /// The prepared dataset the model was trained on: its vocabularies and transforms map raw
-    /// rows on the client, its splits supply held-out rows.
+    /// rows on the client, its splits supply held-out rows (not needed with --encoded).
     #[arg(long)]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
+}
+
+impl SessionArgs {
+    fn data(&self) -> anyhow::Result<&Path> {
+        self.data
+            .as_deref()
+            .context("give --data (the prepared dataset), or --encoded rows")
+    }
 }
 
 #[derive(Args)]
@@ -61,11 +69,15 @@ pub struct InferArgs {
     #[command(flatten)]
     pub session: SessionArgs,
     /// Raw rows in the dataset's own format (Criteo TSV, UCI heart CSV lines).
-    #[arg(long, required_unless_present = "split", conflicts_with = "split")]
+    #[arg(long, required_unless_present_any = ["split", "encoded"], conflicts_with_all = ["split", "encoded"])]
     pub input: Option<PathBuf>,
     /// Rows of a split of the prepared dataset instead (for example `test`: held-out rows).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "encoded")]
     pub split: Option<String>,
+    /// Rows already in the model's input form instead (CSV with a header: optional `label`, the
+    /// dense values, one id per table), for models without a prepared dataset.
+    #[arg(long)]
+    pub encoded: Option<PathBuf>,
     /// The float model directory, to print its probabilities alongside.
     #[arg(long)]
     pub float_model: Option<PathBuf>,
@@ -90,6 +102,10 @@ pub struct BenchInferArgs {
     pub session: SessionArgs,
     #[arg(long, default_value = "test")]
     pub split: String,
+    /// Time these rows instead of the split's (CSV in the model's input form: optional
+    /// `label`, the dense values, one id per table), for models without a prepared dataset.
+    #[arg(long)]
+    pub encoded: Option<PathBuf>,
     /// Requests to time (the medians are over these).
     #[arg(long, default_value_t = 5)]
     pub requests: usize,
@@ -102,7 +118,12 @@ pub fn bench_infer(args: BenchInferArgs) -> anyhow::Result<()> {
         bail!("--requests must be at least 1");
     }
     let session = Session::open(&args.session.model, &args.session.keys)?;
-    let rows = split_rows(&args.session.data, &args.split, args.requests)?;
+    let rows = match &args.encoded {
+        Some(file) => encoded_rows(&session.model, file, args.requests)?,
+        None => split_rows(args.session.data()?, &args.split, args.requests)?,
+    };
+    // Fewer rows than requests: the rows are sent again in turn.
+    let rows: Vec<&MappedRow> = rows.iter().cycle().take(args.requests).collect();
     println!("{}\n", session.server.plan());
     let progress = crate::progress::Bar::rows();
     datasets::Progress::start(&progress, "requests", Some(rows.len() as u64));
@@ -352,14 +373,30 @@ pub fn read_rows(mapper: &RowMapper, input: &Path, limit: usize) -> anyhow::Resu
 /// The first `limit` rows of a prepared split, as mapped rows.
 pub fn split_rows(data: &Path, split: &str, limit: usize) -> anyhow::Result<Vec<MappedRow>> {
     let data = datasets::PreparedDataset::open(data)?.load_split(split)?;
-    Ok((0..data.rows().min(limit))
+    Ok(mapped_rows(&data, limit, true))
+}
+
+/// The first `limit` rows of an encoded-rows CSV for `model`, as mapped rows.
+pub fn encoded_rows(
+    model: &QuantizedModel,
+    file: &Path,
+    limit: usize,
+) -> anyhow::Result<Vec<MappedRow>> {
+    let c = &model.config;
+    let tables: Vec<usize> = c.tables.iter().map(|t| t.rows).collect();
+    let read = datasets::read_encoded_rows(file, c.dense_features, &tables, Some(limit))?;
+    Ok(mapped_rows(&read.rows, limit, read.labelled))
+}
+
+fn mapped_rows(data: &datasets::SplitData, limit: usize, labelled: bool) -> Vec<MappedRow> {
+    (0..data.rows().min(limit))
         .map(|r| MappedRow {
-            label: Some(data.labels[r]),
+            label: labelled.then_some(data.labels[r]),
             dense: data.dense_row(r).to_vec(),
             ids: data.categorical_row(r).to_vec(),
             unknown_values: 0,
         })
-        .collect())
+        .collect()
 }
 
 pub fn infer(args: InferArgs) -> anyhow::Result<()> {
@@ -376,10 +413,13 @@ pub fn infer(args: InferArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|dir| dlrm::load_model(dir).map(|m| m.weights))
         .transpose()?;
-    let rows = match (&args.input, &args.split) {
-        (Some(input), _) => read_rows(&RowMapper::open(&args.session.data)?, input, args.rows)?,
-        (None, Some(split)) => split_rows(&args.session.data, split, args.rows)?,
-        (None, None) => bail!("give --input or --split"),
+    let rows = match (&args.input, &args.split, &args.encoded) {
+        (Some(input), _, _) => {
+            read_rows(&RowMapper::open(args.session.data()?)?, input, args.rows)?
+        }
+        (None, Some(split), _) => split_rows(args.session.data()?, split, args.rows)?,
+        (None, None, Some(file)) => encoded_rows(&session.model, file, args.rows)?,
+        (None, None, None) => bail!("give --input, --split or --encoded"),
     };
     println!("{}\n", session.server.plan());
     let unknown: usize = rows.iter().map(|r| r.unknown_values).sum();
@@ -389,15 +429,24 @@ pub fn infer(args: InferArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "{:>5} {:>5} {:>9} {:>9} {:>9} {:>11} {:>11} {:>9}",
-        "row", "label", "p float", "p int", "p enc", "numerator", "enc - int", "server ms"
+        "{:>5} {:>5} {:>9} {:>9} {:>9} {:>11} {:>11} {:>11} {:>11} {:>9}",
+        "row",
+        "label",
+        "p float",
+        "p int",
+        "p enc",
+        "numerator",
+        "enc - int",
+        "logit float",
+        "logit enc",
+        "server ms"
     );
     let scale = session.model.logit_scale;
     let mut outcomes = Vec::with_capacity(rows.len());
     for (index, row) in rows.iter().enumerate() {
         let o = session.run_row(row, index as u64, float.as_ref(), args.simulate_seed)?;
         println!(
-            "{:>5} {:>5} {:>9} {:>9.4} {:>9.4} {:>11} {:>+11.2} {:>9.0}",
+            "{:>5} {:>5} {:>9} {:>9.4} {:>9.4} {:>11} {:>+11.2} {:>11} {:>+11.6} {:>9.0}",
             index,
             o.label.map_or("-".into(), |l| l.to_string()),
             o.float_logit
@@ -406,6 +455,8 @@ pub fn infer(args: InferArgs) -> anyhow::Result<()> {
             dlrm::sigmoid(o.encrypted_numerator * scale),
             o.reference_numerator,
             o.encrypted_numerator - o.reference_numerator as f64,
+            o.float_logit.map_or("-".into(), |l| format!("{l:+.6}")),
+            o.encrypted_numerator * scale,
             ms(o.server.total()),
         );
         outcomes.push(o);

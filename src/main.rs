@@ -2,6 +2,7 @@
 
 mod demo;
 mod embed_command;
+mod import_command;
 mod infer_command;
 mod model_commands;
 mod prepare;
@@ -34,6 +35,9 @@ enum Command {
     Embed(embed_command::EmbedArgs),
     /// Train a DLRM on a prepared dataset (a preset or a JSON architecture) and save it.
     Train(model_commands::TrainArgs),
+    /// Turn a DLRM trained in PyTorch (safetensors: the reference DLRM's or TorchRec's names)
+    /// into a model directory every other command reads.
+    Import(import_command::ImportArgs),
     /// Evaluate a model (float, quantized integer reference, or PyTorch safetensors) on a split.
     Eval(model_commands::EvalArgs),
     /// Turn a trained model's full tables into digit tables (least squares), optionally fine-tune.
@@ -78,6 +82,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Embed(args) => embed_command::run(args),
         Command::Train(args) => model_commands::train(args),
+        Command::Import(args) => import_command::import(args),
         Command::Eval(args) => model_commands::eval(args),
         Command::Compress(args) => model_commands::compress(args),
         Command::Quantize(args) => model_commands::quantize(args),

@@ -164,8 +164,17 @@ pub struct QuantizeArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// Prepared dataset: calibration on train, evaluation on test.
+    #[arg(
+        long,
+        required_unless_present = "calibration",
+        conflicts_with = "calibration"
+    )]
+    pub data: Option<PathBuf>,
+    /// For a model without a prepared dataset (for example from `dlrm-he import`): calibration
+    /// rows in the model's input form, CSV with a header: optional `label`, the dense values,
+    /// one id per table (docs/dlrm.md). Labelled rows are also evaluated.
     #[arg(long)]
-    pub data: PathBuf,
+    pub calibration: Option<PathBuf>,
     /// Quantized model file to write (JSON).
     #[arg(long)]
     pub out: PathBuf,
@@ -227,10 +236,29 @@ fn width_trials(trials: &[dlrm::WidthTrial]) -> String {
 
 /// The splits of a prepared dataset: train, validation (if any) and test (if any).
 struct Splits {
-    dataset: PreparedDataset,
+    dataset: Option<PreparedDataset>,
     train: SplitData,
     validation: Option<SplitData>,
     test: Option<SplitData>,
+}
+
+impl Splits {
+    fn prepared(&self) -> anyhow::Result<&PreparedDataset> {
+        self.dataset
+            .as_ref()
+            .context("this command needs a prepared dataset (--data)")
+    }
+
+    /// Calibration rows from a file, evaluated on themselves when they are labelled.
+    fn calibration_only(rows: SplitData) -> Self {
+        let labelled = rows.labels.contains(&0) && rows.labels.contains(&1);
+        Splits {
+            dataset: None,
+            test: labelled.then(|| rows.clone()),
+            train: rows,
+            validation: None,
+        }
+    }
 }
 
 fn open_splits(dir: &Path) -> anyhow::Result<Splits> {
@@ -246,7 +274,7 @@ fn open_splits(dir: &Path) -> anyhow::Result<Splits> {
     let validation = load("val")?;
     let test = load("test")?;
     Ok(Splits {
-        dataset,
+        dataset: Some(dataset),
         train,
         validation,
         test,
@@ -320,7 +348,7 @@ fn holdout(splits: &Splits) -> anyhow::Result<(&'static str, &SplitData)> {
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let splits = open_splits(&args.data)?;
     let preset = ModelPreset::from(args.preset);
-    let rows = table_rows(&splits.dataset);
+    let rows = table_rows(splits.prepared()?);
     let dense = splits.train.dense_width();
     let config: ModelConfig = match &args.config {
         Some(path) => {
@@ -352,7 +380,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let report = train_model(&mut model, &splits, &settings)?;
     let (name, holdout) = holdout(&splits)?;
     println!("{name}: {}", dlrm::evaluate(&model, holdout)?);
-    let reference = DatasetReference::of(&splits.dataset);
+    let reference = DatasetReference::of(splits.prepared()?);
     dlrm::save_model(&args.out, &model.to_weights()?, Some(&reference))?;
     let report_path = args.out.join("train_report.json");
     std::fs::write(&report_path, serde_json::to_string_pretty(&report)? + "\n")
@@ -416,7 +444,7 @@ pub fn compress(args: CompressArgs) -> anyhow::Result<()> {
             .kind_for(t.rows)),
         })
         .collect::<Result<_, _>>()?;
-    let frequencies = dlrm::id_frequencies(&splits.train, &table_rows(&splits.dataset))?;
+    let frequencies = dlrm::id_frequencies(&splits.train, &table_rows(splits.prepared()?))?;
     let (compressed, fits) = dlrm::compress(&full, &frequencies, &targets, &FitOptions::default())?;
     let (before, after) = fits.iter().fold((0, 0), |(b, a), f| {
         (b + f.parameters_before, a + f.parameters_after)
@@ -464,12 +492,27 @@ pub fn compress(args: CompressArgs) -> anyhow::Result<()> {
 }
 
 pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
-    let splits = open_splits(&args.data)?;
     let saved = dlrm::load_model(&args.model)?;
     let weights = saved.weights;
     if args.finetuned_out.is_some() && args.qat_epochs == 0 {
         bail!("--finetuned-out needs --qat-epochs");
     }
+    let splits = match (&args.data, &args.calibration) {
+        (Some(data), _) => open_splits(data)?,
+        (None, Some(file)) => {
+            if args.qat_epochs > 0 {
+                bail!("--qat-epochs trains on a prepared dataset's train split: give --data");
+            }
+            let c = &weights.config;
+            let rows: Vec<usize> = c.tables.iter().map(|t| t.rows).collect();
+            let rows = datasets::read_encoded_rows(file, c.dense_features, &rows, None)?.rows;
+            println!("calibrating on {} rows of {}", rows.rows(), file.display());
+            Splits::calibration_only(rows)
+        }
+        (None, None) => bail!(
+            "quantizing needs calibration rows: give --data (a prepared dataset) or --calibration (a CSV of input rows)"
+        ),
+    };
     let defaults = QuantizeConfig::default();
     let config = QuantizeConfig {
         input_bits: args.input_bits.unwrap_or(defaults.input_bits),
@@ -561,7 +604,15 @@ pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
         );
     }
     model.save(&args.out)?;
-    let (name, holdout) = holdout(&splits)?;
+    if splits.dataset.is_none() && splits.test.is_none() {
+        println!("the calibration rows have no labels of both classes: no evaluation");
+        println!("wrote {}", args.out.display());
+        return Ok(());
+    }
+    let (name, holdout) = match &splits.dataset {
+        Some(_) => holdout(&splits)?,
+        None => ("calibration", splits.test.as_ref().unwrap_or(&splits.train)),
+    };
     let float = dlrm::evaluate(&Dlrm::from_weights(&weights)?, holdout)?;
     let exact = Metrics::from_logits(&model.logits(holdout, Execution::Exact)?, &holdout.labels);
     let noisy = Metrics::from_logits(

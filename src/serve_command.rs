@@ -194,7 +194,12 @@ pub fn bench_serve(args: BenchServeArgs) -> anyhow::Result<()> {
     } = Session::open(&args.session.model, &args.session.keys)?;
     let name = model_name(&args.session.model)?;
     let parameter_set = client_key.parameters().id();
-    let rows = split_rows(&args.session.data, &args.split, args.requests)?;
+    let data = args
+        .session
+        .data
+        .as_deref()
+        .context("bench serve sends rows of a prepared dataset's split: give --data")?;
+    let rows = split_rows(data, &args.split, args.requests)?;
     let store_dir = tempfile::tempdir()?;
     let bootstraps = model.plan().bootstraps();
     let limits = args.limits.limits();

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod criteo;
+mod encoded;
 mod error;
 mod input;
 mod manifest;
@@ -33,6 +34,7 @@ pub mod synthetic;
 pub mod uci;
 mod vocab;
 
+pub use encoded::{EncodedRows, MAX_ENCODED_BYTES, read_encoded_rows};
 pub use error::DatasetError;
 pub use input::{InputFormat, SourceInfo};
 pub use manifest::PrepareSummary;

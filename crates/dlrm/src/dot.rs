@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::quant::ActivationTable;
+use crate::activation::ActivationTable;
 use crate::weights::dot_pairs;
 use crate::{EmbeddingKind, ModelConfig};
 

@@ -1,16 +1,14 @@
 //! Saving and loading models: a directory with `model.json` (format version, architecture,
-//! dataset reference) and `weights.safetensors`; and importing PyTorch reference DLRM weights.
+//! dataset reference) and `weights.safetensors`. Importing PyTorch weights is in `pytorch.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    DenseLayer, DlrmError, DlrmWeights, EmbeddingKind, Interaction, Matrix, ModelConfig, Result,
-    TableConfig,
+    DenseLayer, DlrmError, DlrmWeights, EmbeddingKind, Matrix, ModelConfig, Result, TableConfig,
 };
 
 /// File name of the model description inside a model directory.
@@ -158,22 +156,34 @@ pub fn load_model(dir: &Path) -> Result<SavedModel> {
     config.validate()?;
     let weights_path = dir.join(WEIGHTS_FILE);
     let bytes = read_limited(&weights_path, MAX_WEIGHTS_BYTES)?;
-    let file = Tensors::parse(&weights_path, &bytes)?;
+    let file = crate::tensors::Tensors::parse(&weights_path, &bytes)?;
+    let shaped = |name: &str, rows: usize, cols: usize| -> Result<Matrix> {
+        let matrix = file.matrix(name)?;
+        if (matrix.rows, matrix.cols) != (rows, cols) {
+            return Err(file.error(format!(
+                "{name}: shape [{}, {}], expected [{rows}, {cols}]",
+                matrix.rows, matrix.cols
+            )));
+        }
+        Ok(matrix)
+    };
     let mlp = |prefix: &str, input: usize, widths: &[usize]| -> Result<Vec<DenseLayer>> {
+        let names: Vec<(String, String)> = (0..widths.len())
+            .map(|k| (format!("{prefix}.{k}.weight"), format!("{prefix}.{k}.bias")))
+            .collect();
+        let layers = file.mlp(&names)?;
+        // `mlp` chains the layers; the first one's inputs and every width are the config's.
         let mut fan_in = input;
-        widths
-            .iter()
-            .enumerate()
-            .map(|(k, &out)| {
-                let layer = file.dense(
-                    &format!("{prefix}.{k}.weight"),
-                    &format!("{prefix}.{k}.bias"),
-                    Some((out, fan_in)),
-                )?;
-                fan_in = out;
-                Ok(layer)
-            })
-            .collect()
+        for ((weight, _), (layer, &out)) in names.iter().zip(layers.iter().zip(widths)) {
+            if (layer.weight.rows, layer.weight.cols) != (out, fan_in) {
+                return Err(file.error(format!(
+                    "{weight}: shape [{}, {}], expected [{out}, {fan_in}]",
+                    layer.weight.rows, layer.weight.cols
+                )));
+            }
+            fan_in = out;
+        }
+        Ok(layers)
     };
     let bottom = mlp("bottom", config.dense_features, &config.bottom)?;
     let top = mlp("top", config.interaction_output(), &config.top)?;
@@ -182,9 +192,10 @@ pub fn load_model(dir: &Path) -> Result<SavedModel> {
         .iter()
         .enumerate()
         .map(|(t, spec)| {
-            file.matrix(
+            shaped(
                 &table_tensor_name(t, spec),
-                Some((spec.stored_rows(), config.embedding_dim)),
+                spec.stored_rows(),
+                config.embedding_dim,
             )
         })
         .collect::<Result<_>>()?;
@@ -205,154 +216,6 @@ fn table_tensor_name(t: usize, spec: &TableConfig) -> String {
     match spec.kind {
         EmbeddingKind::Full => format!("tables.{t}.weight"),
         EmbeddingKind::Digits(_) => format!("tables.{t}.codebooks"),
-    }
-}
-
-/// Imports the weights of a PyTorch reference DLRM (facebookresearch/dlrm naming) saved as
-/// safetensors: `bot_l.N.weight/bias` and `top_l.N.weight/bias` (the `nn.Sequential` index `N`
-/// of each `Linear`, ReLU after every layer but the top's last), `emb_l.N.weight` (`V x d`).
-/// The interaction cannot always be told from the shapes (the HE-LRM toy fits both), so it is
-/// given; it must fit the top MLP's input width.
-///
-/// Converting a PyTorch checkpoint: `safetensors.torch.save_file(model.state_dict(), "m.safetensors")`.
-///
-/// ```no_run
-/// let weights = dlrm::import_pytorch("dlrm.safetensors".as_ref(), dlrm::Interaction::Concat)?;
-/// let logit = weights.forward(&[0.1753, -0.9315, -1.5055, -0.6610], &[3, 0, 1])?;
-/// # Ok::<(), dlrm::DlrmError>(())
-/// ```
-pub fn import_pytorch(path: &Path, interaction: Interaction) -> Result<DlrmWeights> {
-    let bytes = read_limited(path, MAX_WEIGHTS_BYTES)?;
-    let file = Tensors::parse(path, &bytes)?;
-    let indices = |prefix: &str, suffix: &str| -> Result<Vec<usize>> {
-        let mut found: Vec<usize> = file
-            .names()
-            .filter_map(|n| n.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok())
-            .collect();
-        found.sort_unstable();
-        if found.is_empty() {
-            return Err(DlrmError::file(
-                path,
-                format!("no {prefix}N{suffix} tensors"),
-            ));
-        }
-        Ok(found)
-    };
-    let mlp = |prefix: &str| -> Result<Vec<DenseLayer>> {
-        indices(prefix, ".weight")?
-            .into_iter()
-            .map(|n| {
-                file.dense(
-                    &format!("{prefix}{n}.weight"),
-                    &format!("{prefix}{n}.bias"),
-                    None,
-                )
-            })
-            .collect()
-    };
-    let bottom = mlp("bot_l.")?;
-    let top = mlp("top_l.")?;
-    let tables: Vec<Matrix> = indices("emb_l.", ".weight")?
-        .into_iter()
-        .map(|n| file.matrix(&format!("emb_l.{n}.weight"), None))
-        .collect::<Result<_>>()?;
-    let embedding_dim = tables[0].cols;
-    let config = ModelConfig {
-        dense_features: bottom[0].weight.cols,
-        bottom: bottom.iter().map(|l| l.weight.rows).collect(),
-        embedding_dim,
-        tables: tables
-            .iter()
-            .map(|m| TableConfig {
-                rows: m.rows,
-                kind: EmbeddingKind::Full,
-            })
-            .collect(),
-        interaction,
-        top: top.iter().map(|l| l.weight.rows).collect(),
-    };
-    let weights = DlrmWeights {
-        config,
-        bottom,
-        tables,
-        top,
-    };
-    weights.validate().map_err(|e| {
-        DlrmError::file(
-            path,
-            format!("not a DLRM with {interaction:?} interaction: {e}"),
-        )
-    })?;
-    Ok(weights)
-}
-
-/// A parsed safetensors file whose tensors are read as checked `f32` matrices.
-struct Tensors<'a> {
-    path: &'a Path,
-    file: SafeTensors<'a>,
-}
-
-impl<'a> Tensors<'a> {
-    fn parse(path: &'a Path, bytes: &'a [u8]) -> Result<Self> {
-        let file = SafeTensors::deserialize(bytes)
-            .map_err(|e| DlrmError::file(path, format!("not a safetensors file: {e}")))?;
-        Ok(Self { path, file })
-    }
-
-    fn names(&self) -> impl Iterator<Item = &str> {
-        self.file.names().into_iter()
-    }
-
-    /// A tensor as `f32` values with its shape, which must be `expected_rank` long.
-    fn values(&self, name: &str, expected_rank: usize) -> Result<(Vec<usize>, Vec<f32>)> {
-        let bad = |reason: String| DlrmError::file(self.path, format!("{name}: {reason}"));
-        let view = self.file.tensor(name).map_err(|e| bad(e.to_string()))?;
-        if view.dtype() != Dtype::F32 {
-            return Err(bad(format!("dtype {:?}, expected F32", view.dtype())));
-        }
-        if view.shape().len() != expected_rank {
-            return Err(bad(format!(
-                "shape {:?}, expected rank {expected_rank}",
-                view.shape()
-            )));
-        }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        Ok((view.shape().to_vec(), values))
-    }
-
-    fn matrix(&self, name: &str, expected: Option<(usize, usize)>) -> Result<Matrix> {
-        let (shape, values) = self.values(name, 2)?;
-        if expected.is_some_and(|(r, c)| shape != [r, c]) {
-            return Err(DlrmError::file(
-                self.path,
-                format!("{name}: shape {shape:?}, expected {expected:?}"),
-            ));
-        }
-        Matrix::new(shape[0], shape[1], values)
-    }
-
-    fn dense(
-        &self,
-        weight: &str,
-        bias: &str,
-        expected: Option<(usize, usize)>,
-    ) -> Result<DenseLayer> {
-        let weight = self.matrix(weight, expected)?;
-        let (shape, bias_values) = self.values(bias, 1)?;
-        if shape[0] != weight.rows {
-            return Err(DlrmError::file(
-                self.path,
-                format!("{bias}: {} values for {} outputs", shape[0], weight.rows),
-            ));
-        }
-        Ok(DenseLayer {
-            weight,
-            bias: bias_values,
-        })
     }
 }
 

@@ -15,6 +15,7 @@
 //! # Ok::<(), dlrm::DlrmError>(())
 //! ```
 
+mod activation;
 mod compress;
 mod config;
 mod digits;
@@ -24,13 +25,16 @@ mod io;
 mod metrics;
 mod model;
 mod noise;
+mod pytorch;
 mod qat;
 mod quant;
 mod quantize;
 mod rng;
+mod tensors;
 mod train;
 mod weights;
 
+pub use activation::{ActivationTable, MAX_LUT_BITS, MAX_VALUE_BITS};
 pub use compress::{FitOptions, TableFit, compress, fit_codebooks, id_frequencies};
 pub use config::{
     EmbeddingKind, EmbeddingPolicy, Interaction, MAX_TABLE_ROWS, MAX_WIDTH, ModelConfig,
@@ -41,15 +45,18 @@ pub use dot::{DotInteraction, DotLayout, TABLE_NORM_MAX_ROWS};
 pub use error::{DlrmError, Result};
 pub use io::{
     DatasetReference, MAX_JSON_BYTES, MAX_WEIGHTS_BYTES, MODEL_FILE, MODEL_FORMAT_VERSION,
-    SavedModel, WEIGHTS_FILE, import_pytorch, load_model, save_model,
+    SavedModel, WEIGHTS_FILE, load_model, save_model,
 };
 pub use metrics::{Metrics, auc, class_agreement, sigmoid};
 pub use model::{Batch, Dlrm};
 pub use noise::NoiseModel;
+pub use pytorch::{
+    ImportOptions, PytorchImport, PytorchLayout, import_pytorch, import_pytorch_with,
+};
 pub use qat::{QatConfig, QatEpoch, QatResult, finetune_quantized, rounded_logits};
 pub use quant::{
-    ActivationTable, Execution, InputQuantizer, IntLayer, IntTable, LayerTrace, MAX_LUT_BITS,
-    MAX_VALUE_BITS, QUANTIZED_FORMAT_VERSION, QuantizedModel, Trace,
+    Execution, InputQuantizer, IntLayer, IntTable, LayerTrace, QUANTIZED_FORMAT_VERSION,
+    QuantizedModel, Trace,
 };
 pub use quantize::{
     LayerChoice, QuantizeConfig, QuantizeReport, SquareChoice, WidthTrial, quantize,

@@ -8,6 +8,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::activation::{ActivationTable, MAX_VALUE_BITS};
 use crate::dot::{DotInteraction, DotLayout};
 use crate::io::{read_json, write_json};
 use crate::rng::SplitMix64;
@@ -19,11 +20,6 @@ use crate::{DlrmError, Interaction, ModelConfig, NoiseModel, Result, TableConfig
 /// same in both and are still read.
 pub const QUANTIZED_FORMAT_VERSION: u32 = 2;
 const QUANTIZED_FORMAT: &str = "dlrm-he/quantized-model";
-/// Widest integer (weights, inputs, table entries, activations) the format allows, in bits.
-pub const MAX_VALUE_BITS: u32 = 16;
-/// Most lookup-table boxes, as bits.
-pub const MAX_LUT_BITS: u32 = 16;
-
 /// How the client turns dense features into signed integers: column `j` becomes
 /// `clamp(round(x_j / scales[j]), -2^(bits-1), 2^(bits-1) - 1)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,91 +42,6 @@ impl InputQuantizer {
             .zip(&self.scales)
             .map(|(&x, &s)| ((f64::from(x) / s).round() as i64).clamp(-max - 1, max))
             .collect()
-    }
-}
-
-/// The activation a bootstrap evaluates: it sees the accumulator only as one of `2^lut_bits`
-/// boxes of width `2^box_shift` whose centres are `lo + k 2^box_shift`, the nearest centre
-/// (ties upwards, clamped to the first and last box), and returns `entries[k]`, an integer in
-/// `[0, 2^output_bits)` (ReLU, rescaling and clamping folded into the entries).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ActivationTable {
-    pub lo: i64,
-    pub box_shift: u32,
-    pub lut_bits: u32,
-    pub output_bits: u32,
-    pub entries: Vec<u32>,
-}
-
-impl ActivationTable {
-    /// The box a bootstrap reads for accumulator `acc` (without noise).
-    ///
-    /// ```
-    /// let t = dlrm::ActivationTable { lo: -8, box_shift: 2, lut_bits: 2, output_bits: 2, entries: vec![0, 0, 1, 3] };
-    /// assert_eq!((t.box_index(-8), t.box_index(-7), t.box_index(-6)), (0, 0, 1));
-    /// assert_eq!((t.box_index(-100), t.box_index(100)), (0, 3));
-    /// ```
-    pub fn box_index(&self, acc: i64) -> usize {
-        let half = (1i64 << self.box_shift) >> 1;
-        let k = (acc.saturating_sub(self.lo).saturating_add(half)) >> self.box_shift;
-        k.clamp(0, self.last_box() as i64) as usize
-    }
-
-    /// The box read for a noisy real-valued phase (used by `simulate`).
-    ///
-    /// ```
-    /// let t = dlrm::ActivationTable { lo: -8, box_shift: 2, lut_bits: 2, output_bits: 2, entries: vec![0, 0, 1, 3] };
-    /// assert_eq!(t.noisy_box_index(-6.1), 0);
-    /// assert_eq!(t.noisy_box_index(-5.9), 1);
-    /// ```
-    pub fn noisy_box_index(&self, phase: f64) -> usize {
-        let k = ((phase - self.lo as f64) / (1u64 << self.box_shift) as f64 + 0.5).floor();
-        k.clamp(0.0, self.last_box() as f64) as usize
-    }
-
-    /// The activation of accumulator `acc`: `entries[box_index(acc)]`.
-    ///
-    /// ```
-    /// let t = dlrm::ActivationTable { lo: -8, box_shift: 2, lut_bits: 2, output_bits: 2, entries: vec![0, 0, 1, 3] };
-    /// assert_eq!(t.apply(5), 3);
-    /// ```
-    pub fn apply(&self, acc: i64) -> i64 {
-        i64::from(self.entries[self.box_index(acc)])
-    }
-
-    /// Centre of the last box: accumulators above `hi() + 2^(box_shift-1)` are clamped.
-    pub fn hi(&self) -> i64 {
-        self.lo + ((self.last_box() as i64) << self.box_shift)
-    }
-
-    fn last_box(&self) -> usize {
-        (1usize << self.lut_bits) - 1
-    }
-
-    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
-        if self.lut_bits == 0 || self.lut_bits > MAX_LUT_BITS {
-            return Err(format!(
-                "lut_bits {} outside 1..={MAX_LUT_BITS}",
-                self.lut_bits
-            ));
-        }
-        if self.output_bits == 0 || self.output_bits > MAX_VALUE_BITS || self.box_shift > 40 {
-            return Err("output_bits or box_shift out of range".into());
-        }
-        if self.entries.len() != 1 << self.lut_bits {
-            return Err(format!(
-                "{} entries for {} lut bits",
-                self.entries.len(),
-                self.lut_bits
-            ));
-        }
-        if self.entries.iter().any(|&e| e >> self.output_bits != 0) {
-            return Err("an entry does not fit output_bits".into());
-        }
-        if self.lo.unsigned_abs() > 1 << 60 {
-            return Err("lo out of range".into());
-        }
-        Ok(())
     }
 }
 

@@ -22,10 +22,10 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::activation::ActivationTable;
 use crate::dot::{DotInteraction, DotLayout};
 use crate::quant::{
-    ActivationTable, Execution, InputQuantizer, IntLayer, IntTable, QuantizedModel, column_noises,
-    value_limit,
+    Execution, InputQuantizer, IntLayer, IntTable, QuantizedModel, column_noises, value_limit,
 };
 use crate::weights::dot_pairs;
 use crate::{

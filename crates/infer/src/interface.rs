@@ -103,13 +103,13 @@ impl ModelInterface {
         // The lookup outputs feed the first top layer (concat) or the squares (dot). Tables'
         // norms feed the pair features at the top layer's scale: the lookup then runs at the
         // lower of the two scales and the executor multiplies up to each.
-        let top_scale = crate::plan::input_scale_log(model, &model.top[0], model.top.len() == 1)?;
+        let top_scale = crate::scales::input_scale_log(model, &model.top[0], model.top.len() == 1)?;
         let lookup_scale = match &model.dot {
             None => top_scale,
             Some(dot) if table_norms.contains(&true) => {
-                crate::plan::activation_input_scale_log(&dot.square)?.min(top_scale)
+                crate::scales::activation_input_scale_log(&dot.square)?.min(top_scale)
             }
-            Some(dot) => crate::plan::activation_input_scale_log(&dot.square)?,
+            Some(dot) => crate::scales::activation_input_scale_log(&dot.square)?,
         };
         let interface = ModelInterface {
             format: INTERFACE_FORMAT.into(),
@@ -119,10 +119,10 @@ impl ModelInterface {
             input: model.input.clone(),
             dense_features: c.dense_features,
             first_layer_rows: first.rows,
-            dense_scale_log: crate::plan::input_scale_log(model, first, false)?,
+            dense_scale_log: crate::scales::input_scale_log(model, first, false)?,
             tables,
             lookup_scale_log: lookup_scale,
-            output_scale_log: crate::plan::output_scale_log(model)?,
+            output_scale_log: crate::scales::output_scale_log(model)?,
             logit_scale: model.logit_scale,
         };
         interface.validate()?;

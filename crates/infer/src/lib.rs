@@ -15,6 +15,7 @@ mod error;
 mod executor;
 mod interface;
 mod plan;
+mod scales;
 pub mod testing;
 mod wire;
 
