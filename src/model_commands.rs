@@ -593,6 +593,12 @@ pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
             square.wrong_box_rate
         );
     }
+    if !report.square_tables.is_empty() {
+        println!(
+            "dot interaction: square table boxes: squared logit error by table bits: {}",
+            width_trials(&report.square_tables)
+        );
+    }
     for c in &report.layers {
         let lut = c.lut_bits.map_or("-".to_string(), |b| b.to_string());
         let lookups = c

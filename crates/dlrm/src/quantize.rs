@@ -62,6 +62,11 @@ pub struct QuantizeConfig {
     /// Squares are exact integers while they fit; coarser squares leave the next layer's weights
     /// on them finer.
     pub square_bits: u32,
+    /// Bits the square table gets beyond the fewest clean ones when its boxes hold several
+    /// integers (dot models). Sums then lie anywhere in their boxes, misread either way, and
+    /// finer boxes make each misread and each rounding a smaller step; the quantizer tries 0, 1
+    /// and 2 at the kept square width and keeps the best (simulated logit error).
+    pub square_finer_bits: u32,
     /// Widens calibrated ranges by this fraction on each side.
     pub range_margin: f64,
     /// Activation scales cover this quantile of the calibration activations (the rest clamp).
@@ -86,6 +91,7 @@ impl Default for QuantizeConfig {
             embedding_bits: 8,
             lookup_headroom_bits: 6,
             square_bits: 7,
+            square_finer_bits: 0,
             range_margin: 0.1,
             activation_quantile: 0.999,
             min_clean_sigmas: 0.8,
@@ -136,6 +142,10 @@ pub struct QuantizeReport {
     /// Every square width tried at the kept embedding width (dot models).
     #[serde(default)]
     pub square_widths: Vec<WidthTrial>,
+    /// Every square-table size tried at the kept square width (dot models whose square boxes
+    /// hold several integers), by table bits.
+    #[serde(default)]
+    pub square_tables: Vec<WidthTrial>,
 }
 
 /// What the quantizer chose for a dot model's square table.
@@ -239,12 +249,55 @@ pub fn quantize(
             });
         }
     }
+    // Finer square tables at the kept square width, while its boxes hold several integers.
+    let mut square_tables = Vec::new();
+    if let Some((
+        kept_mse,
+        _,
+        QuantizeReport {
+            square: Some(square),
+            ..
+        },
+    )) = &best
+        && square.box_shift > 0
+    {
+        let kept_square_bits = best.as_ref().map_or(config.square_bits, |(_, m, _)| {
+            m.dot
+                .as_ref()
+                .map_or(config.square_bits, |d| d.square.output_bits)
+        });
+        square_tables.push(WidthTrial {
+            bits: square.lut_bits,
+            logit_mse: *kept_mse,
+        });
+        let embedding_bits = embedding_bits.expect("a dot model has tables");
+        for finer in 1..=2 {
+            let config = QuantizeConfig {
+                square_bits: kept_square_bits,
+                square_finer_bits: finer,
+                ..config.clone()
+            };
+            let candidate = trial(&config, embedding_bits)?;
+            let Some(tried) = &candidate.2.square else {
+                continue;
+            };
+            if square_tables.iter().any(|t| t.bits == tried.lut_bits) {
+                continue; // no finer table fits
+            }
+            square_tables.push(WidthTrial {
+                bits: tried.lut_bits,
+                logit_mse: candidate.0,
+            });
+            keep_best(&mut best, candidate);
+        }
+    }
     let (_, model, report) = best.expect("at least one width was tried");
     Ok((
         model,
         QuantizeReport {
             embedding_widths,
             square_widths,
+            square_tables,
             ..report
         },
     ))
@@ -449,6 +502,7 @@ fn quantize_with_embedding_bits(
         lookup_headroom_bits,
         square,
         square_widths: Vec::new(),
+        square_tables: Vec::new(),
     };
     Ok((model, report))
 }
@@ -896,7 +950,10 @@ fn interact_by_squares(
     // the most that stay clean.
     let lut_bits = (1..=clean_bits)
         .find(|&bits| (1i64 << bits) > 2 * bound)
-        .unwrap_or(clean_bits);
+        .unwrap_or_else(|| {
+            // Boxes of several integers: no single-integer table stays clean.
+            (clean_bits + config.square_finer_bits).min(config.max_lut_bits)
+        });
     let (lo, box_shift) = boxes_spanning(-bound, bound, lut_bits);
     let centres: Vec<i64> = (0..1i64 << lut_bits)
         .map(|k| lo + (k << box_shift))

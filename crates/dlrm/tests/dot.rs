@@ -182,13 +182,13 @@ fn a_trained_uci_dot_model_quantizes_close_to_its_float_model() {
         .fold(f64::INFINITY, f64::min);
     assert!(report.square_widths.iter().any(|w| w.logit_mse == kept));
     common::assert_auc_close(&quantized, &test, &float, 0.02);
-    // Bootstrap noise keeps the reference's class on 97.7% of the test rows (100 passes; the
+    // Bootstrap noise keeps the reference's class on 98.2% of the test rows (100 passes; the
     // former identity's 97.75%): two rows lie within 0.08 of zero while the MLP's misreads
-    // move the logit by 0.25 (standard deviation), so 99% is out of reach for this model.
+    // move the logit by about 0.25 (standard deviation), so 99% is out of reach for this model.
     let agreement = quantized.simulated_class_agreement(&test, 100).unwrap();
     eprintln!(
         "simulate keeps the class on {:.2}% of rows",
         100.0 * agreement
     );
-    assert!(agreement >= 0.97, "class kept on {agreement}");
+    assert!(agreement >= 0.98, "class kept on {agreement}");
 }

@@ -3,16 +3,18 @@
 
 use std::time::{Duration, Instant};
 
-use dlrm::{DotLayout, IntLayer, QuantizedModel};
+use dlrm::{IntLayer, QuantizedModel};
 use embed::{EmbeddingTable, OutputOrder, PackedTables};
 use fhe::{
     ClientKey, CoefficientSlot, Encoding, LookupTable, LutBits, LweBatch, LweDenseLayer,
     PackedMatrix, ParameterSetId, ServerKey,
 };
 
+use crate::dot_stage::DotStage;
 use crate::error::{InferError, Result, malformed};
-use crate::interface::{ModelInterface, encoding, table_norms_of};
+use crate::interface::{ModelInterface, table_norms_of};
 use crate::plan::{FhePlan, compile};
+use crate::scales::{encoding, shifted_bias};
 use crate::wire::{Request, Response};
 
 /// Wall time of each stage of one request.
@@ -164,169 +166,6 @@ impl ExecutionTrace {
 struct Stage {
     dense: LweDenseLayer,
     table: Option<LookupTable>,
-}
-
-/// The dot interaction's kernels.
-struct DotStage {
-    /// The bottom MLP's last activation, returned at the squares' input scale.
-    bottom_copy: LookupTable,
-    /// Bottom copy and lookup outputs to every pair's sums and the entries squared by
-    /// bootstrap (minus the table's `lo`; lookup outputs multiplied up to the squares' scale).
-    sums: LweDenseLayer,
-    square: LookupTable,
-    /// Squares, then the interaction's inputs (for the tables' norms, multiplied up to the
-    /// pair features' scale), to pair features.
-    pairs: LweDenseLayer,
-}
-
-impl DotStage {
-    fn new(
-        model: &QuantizedModel,
-        plan: &FhePlan,
-        params: &fhe::FheParameters,
-    ) -> Result<Option<Self>> {
-        let (Some(dot), Some(step)) = (&model.dot, &plan.interaction) else {
-            return Ok(None);
-        };
-        let last_bottom = model.bottom.last().and_then(|l| l.activation.as_ref());
-        let last_bottom = last_bottom.ok_or_else(|| {
-            InferError::Unsupported("a dot model's bottom MLP must end in an activation".into())
-        })?;
-        let table = |entries: &[u32], lut_bits: u32, output: Encoding| {
-            LookupTable::new(params, LutBits(lut_bits), output, |k| {
-                output.reduce(i64::from(entries[k as usize]))
-            })
-        };
-        let square_input = encoding(step.input_scale_log);
-        let bottom_copy = table(&last_bottom.entries, last_bottom.lut_bits, square_input)?;
-        let square = table(
-            &dot.square.entries,
-            dot.square.lut_bits,
-            encoding(step.activation.output_scale_log),
-        )?;
-        let layout = DotLayout::of(&model.config);
-        let inputs = InteractionInputs::new(
-            &layout,
-            model.config.embedding_dim,
-            plan.interface.lookup_scale_log,
-            step,
-        )?;
-        let (rows, weights) = matrix(inputs.len, &|v| layout.square_inputs(&inputs.vectors(v)));
-        let (bias, bias_encoding) =
-            shifted_bias(&vec![0; rows], Some(&dot.square), step.input_scale_log);
-        let sums = LweDenseLayer::new(rows, inputs.len, weights, bias, bias_encoding)?;
-        let (pair_rows, pair_weights) = matrix(rows + inputs.len, &|v| {
-            let (squares, rest) = v.split_at(rows);
-            layout.pair_features(squares, &inputs.norms(rest))
-        });
-        let pairs = LweDenseLayer::new(
-            pair_rows,
-            rows + inputs.len,
-            pair_weights,
-            vec![0; pair_rows],
-            encoding(step.activation.output_scale_log),
-        )?;
-        Ok(Some(DotStage {
-            bottom_copy,
-            sums,
-            square,
-            pairs,
-        }))
-    }
-}
-
-/// The interaction's input ciphertexts: the bottom copy (`d`, at the squares' scale), then each
-/// table's lookup outputs at the lookup scale (`d` entries, and the squared norm for tables
-/// that return one).
-struct InteractionInputs {
-    dim: usize,
-    /// Outputs of each vector: `d`, or `d + 1` with a table norm.
-    widths: Vec<usize>,
-    len: usize,
-    /// Lookup scale to the squares' input scale.
-    to_squares: i64,
-    /// Lookup scale to the pair features' scale (tables with norms only).
-    to_pairs: i64,
-}
-
-impl InteractionInputs {
-    fn new(
-        layout: &DotLayout,
-        dim: usize,
-        lookup_scale_log: u32,
-        step: &crate::plan::InteractionPlan,
-    ) -> Result<Self> {
-        let power = |to: u32, what: &str| {
-            to.checked_sub(lookup_scale_log)
-                .filter(|shift| *shift < 62)
-                .map(|shift| 1i64 << shift)
-                .ok_or_else(|| {
-                    InferError::Unsupported(format!(
-                        "lookup outputs at 2^{lookup_scale_log} cannot reach {what} at 2^{to}"
-                    ))
-                })
-        };
-        let to_squares = power(step.input_scale_log, "the squares' inputs")?;
-        let to_pairs = if step.table_norms > 0 {
-            power(step.activation.output_scale_log, "the pair features")?
-        } else {
-            0
-        };
-        let widths: Vec<usize> = layout
-            .table_norms()
-            .iter()
-            .map(|&norm| dim + usize::from(norm))
-            .collect();
-        Ok(InteractionInputs {
-            dim,
-            len: widths.iter().sum(),
-            widths,
-            to_squares,
-            to_pairs,
-        })
-    }
-
-    /// The vectors (`d` values each) at the squares' scale.
-    fn vectors(&self, inputs: &[i64]) -> Vec<i64> {
-        let mut vectors = Vec::with_capacity(self.widths.len() * self.dim);
-        let mut at = 0;
-        for (i, &width) in self.widths.iter().enumerate() {
-            let scale = if i == 0 { 1 } else { self.to_squares };
-            vectors.extend(inputs[at..at + self.dim].iter().map(|v| v * scale));
-            at += width;
-        }
-        vectors
-    }
-
-    /// The tables' norms at the pair features' scale.
-    fn norms(&self, inputs: &[i64]) -> Vec<i64> {
-        let mut norms = Vec::new();
-        let mut at = 0;
-        for &width in &self.widths {
-            if width > self.dim {
-                norms.push(inputs[at + self.dim] * self.to_pairs);
-            }
-            at += width;
-        }
-        norms
-    }
-}
-
-/// A linear map on `inputs` values as a row-major matrix: column `c` is the map applied to unit
-/// vector `c`.
-fn matrix(inputs: usize, map: &dyn Fn(&[i64]) -> Vec<i64>) -> (usize, Vec<i64>) {
-    let columns: Vec<Vec<i64>> = (0..inputs)
-        .map(|c| {
-            let mut unit = vec![0; inputs];
-            unit[c] = 1;
-            map(&unit)
-        })
-        .collect();
-    let rows = columns.first().map_or(0, Vec::len);
-    let weights = (0..rows)
-        .flat_map(|r| columns.iter().map(move |column| column[r]))
-        .collect();
-    (rows, weights)
 }
 
 /// A quantized model ready for encrypted requests. Build once (packs the tables and the first
@@ -631,30 +470,5 @@ fn record(
         trace
             .layers
             .push((accumulators.clone(), activations.cloned()));
-    }
-}
-
-/// A layer's bias as the executor adds it: `b - lo` for a hidden layer, so that the table's
-/// first box sits at phase 0, plus half an accumulator unit when boxes are wider than one unit.
-/// The reference breaks ties between two boxes upwards; an accumulator exactly between two box
-/// centres would otherwise sit on the bootstrap's box boundary, while every other accumulator
-/// is at least one unit from a boundary and keeps half a unit of margin. The half unit is
-/// encoded at half the input scale. The output layer's bias is added as is.
-fn shifted_bias(
-    bias: &[i64],
-    table: Option<&dlrm::ActivationTable>,
-    scale: u32,
-) -> (Vec<i64>, Encoding) {
-    let (lo, box_shift) = table.map_or((0, 0), |t| (t.lo, t.box_shift));
-    if box_shift > 0 {
-        let half = encoding(scale - 1);
-        let bias = bias
-            .iter()
-            .map(|b| half.reduce((b - lo).wrapping_mul(2) + 1))
-            .collect();
-        (bias, half)
-    } else {
-        let unit = encoding(scale);
-        (bias.iter().map(|b| unit.reduce(b - lo)).collect(), unit)
     }
 }

@@ -4,11 +4,12 @@
 
 use dlrm::{DotInteraction, DotLayout, EmbeddingKind, InputQuantizer, QuantizedModel};
 use embed::{DigitScheme, LookupPlan, PackingOptions, TableShape};
-use fhe::{Encoding, PackedMatVecLayout, ParameterSetId, ScaleLog};
+use fhe::{Encoding, PackedMatVecLayout, ParameterSetId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{InferError, Result, malformed};
+use crate::scales::encoding;
 
 const INTERFACE_FORMAT: &str = "dlrm-he/model-interface";
 /// Version of the interface description this crate writes and reads.
@@ -234,11 +235,6 @@ impl ModelInterface {
         let query = self.lookup_plan()?.map_or(0, |p| p.query_glwe_count());
         Ok((self.dense_layout()?.input_glwe_count(), query))
     }
-}
-
-/// An encoding for a scale the interface has validated.
-pub(crate) fn encoding(scale_log: u32) -> Encoding {
-    Encoding::new(ScaleLog(scale_log)).expect("scale validated to 1..=63")
 }
 
 /// SHA-256 (hex) of the model's canonical JSON.

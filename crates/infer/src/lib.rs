@@ -11,6 +11,7 @@
 //! - [`encrypt_request`] / [`decrypt_response`]: the client's two steps.
 
 mod client_side;
+mod dot_stage;
 mod error;
 mod executor;
 mod interface;

@@ -1,7 +1,9 @@
 //! The encoding scales of a quantized model's layers: where each accumulator and activation
-//! sits on the torus, from the model's tables and output width alone.
+//! sits on the torus, from the model's tables and output width alone, and how biases are
+//! encoded at them.
 
 use dlrm::{IntLayer, QuantizedModel};
+use fhe::{Encoding, ScaleLog};
 
 use crate::error::{InferError, Result};
 
@@ -42,4 +44,34 @@ pub(crate) fn output_scale_log(model: &QuantizedModel) -> Result<u32> {
         )));
     }
     Ok(63 - bits)
+}
+
+/// An encoding for a scale the interface has validated.
+pub(crate) fn encoding(scale_log: u32) -> Encoding {
+    Encoding::new(ScaleLog(scale_log)).expect("scale validated to 1..=63")
+}
+
+/// A layer's bias as the executor adds it: `b - lo` for a hidden layer, so that the table's
+/// first box sits at phase 0, plus half an accumulator unit when boxes are wider than one unit.
+/// The reference breaks ties between two boxes upwards; an accumulator exactly between two box
+/// centres would otherwise sit on the bootstrap's box boundary, while every other accumulator
+/// is at least one unit from a boundary and keeps half a unit of margin. The half unit is
+/// encoded at half the input scale. The output layer's bias is added as is.
+pub(crate) fn shifted_bias(
+    bias: &[i64],
+    table: Option<&dlrm::ActivationTable>,
+    scale: u32,
+) -> (Vec<i64>, Encoding) {
+    let (lo, box_shift) = table.map_or((0, 0), |t| (t.lo, t.box_shift));
+    if box_shift > 0 {
+        let half = encoding(scale - 1);
+        let bias = bias
+            .iter()
+            .map(|b| half.reduce((b - lo).wrapping_mul(2) + 1))
+            .collect();
+        (bias, half)
+    } else {
+        let unit = encoding(scale);
+        (bias.iter().map(|b| unit.reduce(b - lo)).collect(), unit)
+    }
 }
