@@ -6,8 +6,9 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::infer_command::{InferArgs, KeygenArgs, SessionArgs};
-use crate::model_commands::{PresetArg, QuantizeArgs, TablesArg, TrainArgs, TrainSettings};
+use crate::model_commands::{PresetArg, TablesArg, TrainArgs, TrainSettings};
 use crate::prepare::{CriteoArgs, SplitArg, SyntheticArgs};
+use crate::quantize_command::QuantizeArgs;
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -73,7 +74,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         out: model.clone(),
     })?;
     println!("== 4/6 quantize it into the integer model the encrypted executor runs");
-    crate::model_commands::quantize(QuantizeArgs {
+    crate::quantize_command::quantize(QuantizeArgs {
         model: model.clone(),
         data: Some(prepared.clone()),
         calibration: None,

@@ -346,6 +346,14 @@ impl Session {
     }
 }
 
+/// A model's name on the service: its file's name without the extension.
+pub fn model_name(path: &Path) -> anyhow::Result<String> {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .map(str::to_owned)
+        .with_context(|| format!("{}: no usable file name for a model", path.display()))
+}
+
 /// Reads up to `limit` raw rows and maps them, reporting `FILE:LINE:` on a bad row.
 pub fn read_rows(mapper: &RowMapper, input: &Path, limit: usize) -> anyhow::Result<Vec<MappedRow>> {
     let file =
@@ -404,7 +412,7 @@ pub fn infer(args: InferArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.server {
         let name = match &args.server_model {
             Some(name) => name.clone(),
-            None => crate::serve_command::model_name(&args.session.model)?,
+            None => model_name(&args.session.model)?,
         };
         session.remote = Some(Remote::connect(url, &name, &session, &args.session.keys)?);
     }

@@ -7,6 +7,7 @@ mod infer_command;
 mod model_commands;
 mod prepare;
 mod progress;
+mod quantize_command;
 mod serve_command;
 
 use clap::{Parser, Subcommand};
@@ -43,7 +44,7 @@ enum Command {
     /// Turn a trained model's full tables into digit tables (least squares), optionally fine-tune.
     Compress(model_commands::CompressArgs),
     /// Quantize a model into the integer model the encrypted executor runs.
-    Quantize(model_commands::QuantizeArgs),
+    Quantize(quantize_command::QuantizeArgs),
     /// Print the FHE plan of a quantized model: kernels, encodings, bootstraps, estimated cost.
     Plan(infer_command::PlanArgs),
     /// Generate a client key and its compressed server key into a new directory.
@@ -85,7 +86,7 @@ fn main() -> anyhow::Result<()> {
         Command::Import(args) => import_command::import(args),
         Command::Eval(args) => model_commands::eval(args),
         Command::Compress(args) => model_commands::compress(args),
-        Command::Quantize(args) => model_commands::quantize(args),
+        Command::Quantize(args) => quantize_command::quantize(args),
         Command::Plan(args) => infer_command::plan(args),
         Command::Keygen(args) => infer_command::keygen(args),
         Command::Infer(args) => infer_command::infer(args),

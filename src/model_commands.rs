@@ -7,8 +7,8 @@ use clap::{Args, ValueEnum};
 use datasets::{PreparedDataset, SplitData};
 use dlrm::{
     DatasetReference, DigitCode, Dlrm, DlrmWeights, EmbeddingKind, EmbeddingPolicy, EpochReport,
-    Execution, FitOptions, Interaction, Metrics, ModelConfig, ModelPreset, QuantizeConfig,
-    QuantizedModel, TrainConfig,
+    Execution, FitOptions, Interaction, Metrics, ModelConfig, ModelPreset, QuantizedModel,
+    TrainConfig,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -159,87 +159,12 @@ pub struct CompressArgs {
     pub out: PathBuf,
 }
 
-#[derive(Args)]
-pub struct QuantizeArgs {
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Prepared dataset: calibration on train, evaluation on test.
-    #[arg(
-        long,
-        required_unless_present = "calibration",
-        conflicts_with = "calibration"
-    )]
-    pub data: Option<PathBuf>,
-    /// For a model without a prepared dataset (for example from `dlrm-he import`): calibration
-    /// rows in the model's input form, CSV with a header: optional `label`, the dense values,
-    /// one id per table (docs/dlrm.md). Labelled rows are also evaluated.
-    #[arg(long)]
-    pub calibration: Option<PathBuf>,
-    /// Quantized model file to write (JSON).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Calibrate on at most this many training rows.
-    #[arg(long, default_value_t = 20_000)]
-    pub calibration_rows: usize,
-    #[arg(long)]
-    pub input_bits: Option<u32>,
-    #[arg(long)]
-    pub max_weight_bits: Option<u32>,
-    #[arg(long)]
-    pub activation_bits: Option<u32>,
-    #[arg(long)]
-    pub max_lut_bits: Option<u32>,
-    /// Most bits of the embedding entries (default 8); the width that tracks the float model
-    /// best on the calibration rows is chosen up to this.
-    #[arg(long)]
-    pub embedding_bits: Option<u32>,
-    /// Extra bits of the first top layer's weights on embedding columns (default 6; 0 puts
-    /// every column of that layer on one weight grid).
-    #[arg(long)]
-    pub lookup_headroom_bits: Option<u32>,
-    /// Dot models: bits of the squares at which the embedding width is chosen (default 7);
-    /// widths within 3 bits of it are then tried.
-    #[arg(long)]
-    pub square_bits: Option<u32>,
-    /// Every bootstrap keeps half a box at least this many noise standard deviations wide
-    /// (default 0.8). Larger values give coarser boxes that are misread less often (3: at most
-    /// 2.7e-3 per box centre); accumulators between centres are read either way, so finer
-    /// boxes usually keep the encrypted logits closer to the reference.
-    #[arg(long)]
-    pub clean_sigmas: Option<f64>,
-    /// Epochs of quantization-aware fine-tuning after post-training quantization (0: none).
-    /// Each epoch trains with the integer model's rounding in the forward pass and
-    /// re-quantizes; the epoch whose integer model has the lowest validation log loss is kept
-    /// (the calibration rows stand in where the dataset has no val split).
-    #[arg(long, default_value_t = 0)]
-    pub qat_epochs: usize,
-    /// AdamW step size of quantization-aware fine-tuning.
-    #[arg(long, default_value_t = 1e-4)]
-    pub qat_learning_rate: f64,
-    /// With `--qat-epochs`: also save the fine-tuned float model (the integer model's float
-    /// counterpart) to this directory.
-    #[arg(long)]
-    pub finetuned_out: Option<PathBuf>,
-    /// Seed of the simulated-noise evaluation.
-    #[arg(long, default_value_t = 1)]
-    pub simulate_seed: u64,
-}
-
-/// A width search's trials as `bits error, ...`.
-fn width_trials(trials: &[dlrm::WidthTrial]) -> String {
-    let trials: Vec<String> = trials
-        .iter()
-        .map(|t| format!("{} {:.4}", t.bits, t.logit_mse))
-        .collect();
-    trials.join(", ")
-}
-
 /// The splits of a prepared dataset: train, validation (if any) and test (if any).
-struct Splits {
-    dataset: Option<PreparedDataset>,
-    train: SplitData,
-    validation: Option<SplitData>,
-    test: Option<SplitData>,
+pub(crate) struct Splits {
+    pub(crate) dataset: Option<PreparedDataset>,
+    pub(crate) train: SplitData,
+    pub(crate) validation: Option<SplitData>,
+    pub(crate) test: Option<SplitData>,
 }
 
 impl Splits {
@@ -250,7 +175,7 @@ impl Splits {
     }
 
     /// Calibration rows from a file, evaluated on themselves when they are labelled.
-    fn calibration_only(rows: SplitData) -> Self {
+    pub(crate) fn calibration_only(rows: SplitData) -> Self {
         let labelled = rows.labels.contains(&0) && rows.labels.contains(&1);
         Splits {
             dataset: None,
@@ -261,7 +186,7 @@ impl Splits {
     }
 }
 
-fn open_splits(dir: &Path) -> anyhow::Result<Splits> {
+pub(crate) fn open_splits(dir: &Path) -> anyhow::Result<Splits> {
     let dataset = PreparedDataset::open(dir)
         .with_context(|| format!("opening prepared dataset {}", dir.display()))?;
     let load = |name: &str| -> anyhow::Result<Option<SplitData>> {
@@ -286,10 +211,10 @@ fn table_rows(dataset: &PreparedDataset) -> Vec<usize> {
 }
 
 /// Prints epochs as they finish, with a bar over each epoch's batches.
-struct EpochBar(ProgressBar);
+pub(crate) struct EpochBar(ProgressBar);
 
 impl EpochBar {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let style = ProgressStyle::with_template(
             "{msg:>10} [{bar:32}] {pos}/{len} batches {per_sec} eta {eta}",
         )
@@ -337,7 +262,7 @@ fn train_model(
 }
 
 /// The held-out split metrics are reported on: test, else validation.
-fn holdout(splits: &Splits) -> anyhow::Result<(&'static str, &SplitData)> {
+pub(crate) fn holdout(splits: &Splits) -> anyhow::Result<(&'static str, &SplitData)> {
     match (&splits.test, &splits.validation) {
         (Some(test), _) => Ok(("test", test)),
         (None, Some(val)) => Ok(("val", val)),
@@ -487,169 +412,6 @@ pub fn compress(args: CompressArgs) -> anyhow::Result<()> {
         );
     }
     dlrm::save_model(&args.out, &result, saved.dataset.as_ref())?;
-    println!("wrote {}", args.out.display());
-    Ok(())
-}
-
-pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
-    let saved = dlrm::load_model(&args.model)?;
-    let weights = saved.weights;
-    if args.finetuned_out.is_some() && args.qat_epochs == 0 {
-        bail!("--finetuned-out needs --qat-epochs");
-    }
-    let splits = match (&args.data, &args.calibration) {
-        (Some(data), _) => open_splits(data)?,
-        (None, Some(file)) => {
-            if args.qat_epochs > 0 {
-                bail!("--qat-epochs trains on a prepared dataset's train split: give --data");
-            }
-            let c = &weights.config;
-            let rows: Vec<usize> = c.tables.iter().map(|t| t.rows).collect();
-            let rows = datasets::read_encoded_rows(file, c.dense_features, &rows, None)?.rows;
-            println!("calibrating on {} rows of {}", rows.rows(), file.display());
-            Splits::calibration_only(rows)
-        }
-        (None, None) => bail!(
-            "quantizing needs calibration rows: give --data (a prepared dataset) or --calibration (a CSV of input rows)"
-        ),
-    };
-    let defaults = QuantizeConfig::default();
-    let config = QuantizeConfig {
-        input_bits: args.input_bits.unwrap_or(defaults.input_bits),
-        max_weight_bits: args.max_weight_bits.unwrap_or(defaults.max_weight_bits),
-        activation_bits: args.activation_bits.unwrap_or(defaults.activation_bits),
-        max_lut_bits: args.max_lut_bits.unwrap_or(defaults.max_lut_bits),
-        embedding_bits: args.embedding_bits.unwrap_or(defaults.embedding_bits),
-        lookup_headroom_bits: args
-            .lookup_headroom_bits
-            .unwrap_or(defaults.lookup_headroom_bits),
-        square_bits: args.square_bits.unwrap_or(defaults.square_bits),
-        min_clean_sigmas: args.clean_sigmas.unwrap_or(defaults.min_clean_sigmas),
-        ..defaults
-    };
-    let calibration = dlrm::first_rows(&splits.train, args.calibration_rows);
-    // Fine-tuning's epoch 0 is the post-training quantization: it is not run twice.
-    let (model, report, finetuned) = if args.qat_epochs == 0 {
-        let (model, report) = dlrm::quantize(&weights, &calibration, &config)?;
-        (model, report, None)
-    } else {
-        let qat = dlrm::QatConfig {
-            quantize: config.clone(),
-            train: TrainConfig {
-                epochs: args.qat_epochs,
-                batch_size: 256,
-                learning_rate: args.qat_learning_rate,
-                weight_decay: 0.0,
-                patience: None,
-                seed: 1,
-            },
-        };
-        let validation = splits.validation.as_ref().unwrap_or(&calibration);
-        let result = dlrm::finetune_quantized(
-            &weights,
-            &splits.train,
-            &calibration,
-            validation,
-            &qat,
-            &mut EpochBar::new(),
-        )?;
-        for e in &result.epochs {
-            println!(
-                "quantization-aware epoch {}: integer model on {}: {}",
-                e.epoch,
-                if splits.validation.is_some() {
-                    "val"
-                } else {
-                    "calibration rows"
-                },
-                e.integer_validation
-            );
-        }
-        println!("kept the integer model of epoch {}", result.kept_epoch);
-        if let Some(dir) = &args.finetuned_out {
-            dlrm::save_model(dir, &result.weights, saved.dataset.as_ref())?;
-            println!("wrote the fine-tuned float model to {}", dir.display());
-        }
-        (result.model, result.report, Some(result.weights))
-    };
-    if let Some(kept) = report.embedding_bits {
-        println!(
-            "embedding width: squared logit error by bits: {}; kept {kept} bits",
-            width_trials(&report.embedding_widths)
-        );
-    }
-    if let Some(square) = &report.square {
-        println!(
-            "dot interaction: square width: squared logit error by bits: {}; square table {} bits, boxes of 2^{}, unit {:.2}{}, wrong-box rate {:.4}",
-            width_trials(&report.square_widths),
-            square.lut_bits,
-            square.box_shift,
-            square.square_unit,
-            if square.box_shift == 0 && square.square_unit == 1.0 {
-                " (exact squares)"
-            } else {
-                ""
-            },
-            square.wrong_box_rate
-        );
-    }
-    if !report.square_tables.is_empty() {
-        println!(
-            "dot interaction: square table boxes: squared logit error by table bits: {}",
-            width_trials(&report.square_tables)
-        );
-    }
-    for c in &report.layers {
-        let lut = c.lut_bits.map_or("-".to_string(), |b| b.to_string());
-        let lookups = c
-            .lookup_weight_bits
-            .map_or(String::new(), |b| format!(" ({b} on embeddings)"));
-        println!(
-            "{:>9}: weights {} bits{lookups}, table {lut:>2} bits, max noisy row norm {:>6.1}, wrong-box rate {:.4}, clamped {:.4}",
-            c.name, c.weight_bits, c.max_noisy_row_norm, c.wrong_box_rate, c.clamped_fraction
-        );
-    }
-    model.save(&args.out)?;
-    if splits.dataset.is_none() && splits.test.is_none() {
-        println!("the calibration rows have no labels of both classes: no evaluation");
-        println!("wrote {}", args.out.display());
-        return Ok(());
-    }
-    let (name, holdout) = match &splits.dataset {
-        Some(_) => holdout(&splits)?,
-        None => ("calibration", splits.test.as_ref().unwrap_or(&splits.train)),
-    };
-    let float = dlrm::evaluate(&Dlrm::from_weights(&weights)?, holdout)?;
-    let exact = Metrics::from_logits(&model.logits(holdout, Execution::Exact)?, &holdout.labels);
-    let noisy = Metrics::from_logits(
-        &model.logits(
-            holdout,
-            Execution::Simulate {
-                seed: args.simulate_seed,
-            },
-        )?,
-        &holdout.labels,
-    );
-    println!("{name} float:    {float}");
-    if let Some(finetuned) = &finetuned {
-        let tuned = dlrm::evaluate(&Dlrm::from_weights(finetuned)?, holdout)?;
-        println!(
-            "{name} fine-tuned float: {tuned}  (AUC {:+.4}; the integer model's float counterpart)",
-            tuned.auc - float.auc
-        );
-        println!(
-            "{name} integer vs fine-tuned float: AUC {:+.4}",
-            exact.auc - tuned.auc
-        );
-    }
-    println!(
-        "{name} integer:  {exact}  (AUC {:+.4})",
-        exact.auc - float.auc
-    );
-    println!(
-        "{name} simulate: {noisy}  (AUC {:+.4})",
-        noisy.auc - float.auc
-    );
     println!("wrote {}", args.out.display());
     Ok(())
 }

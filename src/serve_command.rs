@@ -2,7 +2,7 @@
 //! clients against it on loopback: throughput, latency percentiles, errors, memory, a plot).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use fhe::{ClientKey, ParameterSetId};
 use infer::ServerModel;
 use serve::{DirectoryKeyStore, Limits, NamedModel, RunningService, ServiceConfig};
 
-use crate::infer_command::{Session, SessionArgs, parameter_set, split_rows};
+use crate::infer_command::{Session, SessionArgs, model_name, parameter_set, split_rows};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -73,13 +73,6 @@ impl LimitArgs {
         limits.key_cache = self.key_cache;
         limits
     }
-}
-
-pub fn model_name(path: &Path) -> anyhow::Result<String> {
-    path.file_stem()
-        .and_then(|s| s.to_str())
-        .map(str::to_owned)
-        .with_context(|| format!("{}: no usable file name for a model", path.display()))
 }
 
 fn load_models(
