@@ -174,14 +174,13 @@ impl Splits {
             .context("this command needs a prepared dataset (--data)")
     }
 
-    /// Calibration rows from a file, evaluated on themselves when they are labelled.
+    /// Calibration rows from a file (evaluated on themselves: see [`holdout`]).
     pub(crate) fn calibration_only(rows: SplitData) -> Self {
-        let labelled = rows.labels.contains(&0) && rows.labels.contains(&1);
         Splits {
             dataset: None,
-            test: labelled.then(|| rows.clone()),
             train: rows,
             validation: None,
+            test: None,
         }
     }
 }
@@ -262,11 +261,17 @@ fn train_model(
 }
 
 /// The held-out split metrics are reported on: test, else validation.
+/// Calibration rows without a dataset are their own held-out rows when labelled.
 pub(crate) fn holdout(splits: &Splits) -> anyhow::Result<(&'static str, &SplitData)> {
-    match (&splits.test, &splits.validation) {
-        (Some(test), _) => Ok(("test", test)),
-        (None, Some(val)) => Ok(("val", val)),
-        (None, None) => bail!("the dataset has neither a test nor a val split"),
+    let labels = &splits.train.labels;
+    match (&splits.dataset, &splits.test, &splits.validation) {
+        (None, ..) if labels.contains(&0) && labels.contains(&1) => {
+            Ok(("calibration", &splits.train))
+        }
+        (None, ..) => bail!("the calibration rows have no labels of both classes"),
+        (Some(_), Some(test), _) => Ok(("test", test)),
+        (Some(_), None, Some(val)) => Ok(("val", val)),
+        (Some(_), None, None) => bail!("the dataset has neither a test nor a val split"),
     }
 }
 

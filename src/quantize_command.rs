@@ -204,14 +204,14 @@ pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
         );
     }
     model.save(&args.out)?;
-    if splits.dataset.is_none() && splits.test.is_none() {
-        println!("the calibration rows have no labels of both classes: no evaluation");
-        println!("wrote {}", args.out.display());
-        return Ok(());
-    }
-    let (name, holdout) = match &splits.dataset {
-        Some(_) => holdout(&splits)?,
-        None => ("calibration", splits.test.as_ref().unwrap_or(&splits.train)),
+    let (name, holdout) = match holdout(&splits) {
+        Ok(evaluated) => evaluated,
+        Err(reason) if splits.dataset.is_none() => {
+            println!("{reason}: no evaluation");
+            println!("wrote {}", args.out.display());
+            return Ok(());
+        }
+        Err(error) => return Err(error),
     };
     let float = dlrm::evaluate(&Dlrm::from_weights(&weights)?, holdout)?;
     let exact = Metrics::from_logits(&model.logits(holdout, Execution::Exact)?, &holdout.labels);

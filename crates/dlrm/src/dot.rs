@@ -3,7 +3,7 @@
 //! squares that each vector shares with all of its pairs: `pairs x d` squares of sums and `d`
 //! squares per vector, instead of the `2 x pairs x d` of `4 a b = (a + b)^2 - (a - b)^2`.
 //! A small full table does better still: it returns its row's squared norm as one more lookup
-//! output, computed from the same square table, so its vector needs no square at all.
+//! output, computed in the clear in the squares' unit, so its vector needs no square at all.
 
 use serde::{Deserialize, Serialize};
 
@@ -44,9 +44,29 @@ impl DotInteraction {
         (sum as f64 / self.square_unit).round() as i64
     }
 
+    /// The interaction of `vectors` (the bottom output, then each embedding sum, `d` values
+    /// each): the squares' inputs, their squares as `read` returns them (given an input and how
+    /// many bootstrap outputs it sums, see [`DotLayout::square_input_noises`]), and the pair
+    /// features.
+    pub fn interact(
+        &self,
+        layout: &DotLayout,
+        vectors: &[i64],
+        mut read: impl FnMut(i64, f64) -> i64,
+    ) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+        let inputs = layout.square_inputs(vectors);
+        let squares: Vec<i64> = inputs
+            .iter()
+            .zip(layout.square_input_noises())
+            .map(|(&u, noise)| read(u, noise))
+            .collect();
+        let features = layout.pair_features(&squares, &self.table_norms(layout, vectors));
+        (inputs, squares, features)
+    }
+
     /// The squared norms that tables return for `vectors` (the bottom output, then each
     /// embedding sum, `d` values each): one per vector with a table norm, in vector order.
-    pub fn table_norms(&self, layout: &DotLayout, vectors: &[i64]) -> Vec<i64> {
+    fn table_norms(&self, layout: &DotLayout, vectors: &[i64]) -> Vec<i64> {
         vectors
             .chunks_exact(layout.dim.max(1))
             .zip(layout.table_norms())

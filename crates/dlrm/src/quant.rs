@@ -377,18 +377,13 @@ impl QuantizedModel {
             None => None,
             Some(dot) => {
                 let layout = DotLayout::of(&self.config);
-                let inputs = layout.square_inputs(&x);
-                let squares: Vec<i64> = match noise.as_mut() {
-                    None => inputs.iter().map(|&u| dot.square.apply(u)).collect(),
-                    Some(rng) => inputs
-                        .iter()
-                        .zip(layout.square_input_noises())
-                        .map(|(&u, noise)| self.noisy_activation(&dot.square, u, noise.sqrt(), rng))
-                        .collect(),
-                };
-                let norms = dot.table_norms(&layout, &x);
+                let (inputs, squares, features) =
+                    dot.interact(&layout, &x, |u, reads| match noise.as_mut() {
+                        None => dot.square.apply(u),
+                        Some(rng) => self.noisy_activation(&dot.square, u, reads.sqrt(), rng),
+                    });
                 x.truncate(self.config.bottom_output());
-                x.extend(layout.pair_features(&squares, &norms));
+                x.extend(features);
                 Some(LayerTrace {
                     accumulators: inputs,
                     activations: squares,

@@ -251,41 +251,32 @@ pub fn quantize(
     }
     // Finer square tables at the kept square width, while its boxes hold several integers.
     let mut square_tables = Vec::new();
-    if let Some((
-        kept_mse,
-        _,
-        QuantizeReport {
-            square: Some(square),
-            ..
-        },
-    )) = &best
-        && square.box_shift > 0
-    {
-        let kept_square_bits = best.as_ref().map_or(config.square_bits, |(_, m, _)| {
-            m.dot
-                .as_ref()
-                .map_or(config.square_bits, |d| d.square.output_bits)
-        });
+    let kept_square = best.as_ref().and_then(|(mse, model, report)| {
+        let table = &model.dot.as_ref()?.square;
+        let choice = report.square.as_ref()?;
+        (choice.box_shift > 0).then_some((*mse, table.lut_bits, table.output_bits))
+    });
+    if let Some((kept_mse, lut_bits, square_bits)) = kept_square {
         square_tables.push(WidthTrial {
-            bits: square.lut_bits,
-            logit_mse: *kept_mse,
+            bits: lut_bits,
+            logit_mse: kept_mse,
         });
         let embedding_bits = embedding_bits.expect("a dot model has tables");
         for finer in 1..=2 {
             let config = QuantizeConfig {
-                square_bits: kept_square_bits,
+                square_bits,
                 square_finer_bits: finer,
                 ..config.clone()
             };
             let candidate = trial(&config, embedding_bits)?;
-            let Some(tried) = &candidate.2.square else {
+            let Some(tried) = candidate.1.dot.as_ref().map(|d| d.square.lut_bits) else {
                 continue;
             };
-            if square_tables.iter().any(|t| t.bits == tried.lut_bits) {
+            if square_tables.iter().any(|t| t.bits == tried) {
                 continue; // no finer table fits
             }
             square_tables.push(WidthTrial {
-                bits: tried.lut_bits,
+                bits: tried,
                 logit_mse: candidate.0,
             });
             keep_best(&mut best, candidate);
@@ -987,11 +978,9 @@ fn interact_by_squares(
     x.par_iter_mut()
         .zip(xf.par_iter_mut())
         .for_each(|(row_x, row_f)| {
-            let inputs = layout.square_inputs(row_x);
-            let squares: Vec<i64> = inputs.iter().map(|&u| dot.square.apply(u)).collect();
-            let norms = dot.table_norms(layout, row_x);
+            let (_, _, features) = dot.interact(layout, row_x, |u, _| dot.square.apply(u));
             row_x.truncate(bottom_width);
-            row_x.extend(layout.pair_features(&squares, &norms));
+            row_x.extend(features);
             let vectors = row_f.len() / dim;
             let dots: Vec<f64> = dot_pairs(vectors)
                 .map(|(i, j)| {

@@ -12,7 +12,7 @@ use fhe::{
 
 use crate::dot_stage::DotStage;
 use crate::error::{InferError, Result, malformed};
-use crate::interface::{ModelInterface, table_norms_of};
+use crate::interface::{ModelInterface, lookup_values};
 use crate::plan::{FhePlan, compile};
 use crate::scales::{encoding, shifted_bias};
 use crate::wire::{Request, Response};
@@ -280,23 +280,8 @@ impl ServerModel {
                     .interface
                     .tables
                     .iter()
-                    .zip(&model.tables)
-                    .map(|(shape, table)| {
-                        let d = model.config.embedding_dim;
-                        let values: Vec<i64> = table.values.iter().map(|&v| i64::from(v)).collect();
-                        match &model.dot {
-                            // A table with a norm column: each row, then its squared norm.
-                            Some(dot) if shape.dim > d => {
-                                let norms = table_norms_of(dot, &table.values, d);
-                                let rows = values.chunks_exact(d).zip(norms);
-                                let values = rows
-                                    .flat_map(|(row, norm)| row.iter().copied().chain([norm]))
-                                    .collect();
-                                EmbeddingTable::new(*shape, values)
-                            }
-                            _ => EmbeddingTable::new(*shape, values),
-                        }
-                    })
+                    .enumerate()
+                    .map(|(t, shape)| EmbeddingTable::new(*shape, lookup_values(model, t).1))
                     .collect::<embed::Result<Vec<_>>>()?;
                 let packed = PackedTables::new(lookup_plan, tables)?;
                 plan.lookup.products = packed.product_count();

@@ -2,7 +2,7 @@
 //! responses (input quantizer, layouts, encodings, table shapes), and nothing it must not see
 //! (no weights, no table entries).
 
-use dlrm::{DotInteraction, DotLayout, EmbeddingKind, InputQuantizer, QuantizedModel};
+use dlrm::{DotLayout, EmbeddingKind, InputQuantizer, QuantizedModel};
 use embed::{DigitScheme, LookupPlan, PackingOptions, TableShape};
 use fhe::{Encoding, PackedMatVecLayout, ParameterSetId};
 use serde::{Deserialize, Serialize};
@@ -68,17 +68,11 @@ impl ModelInterface {
             .bottom
             .first()
             .ok_or_else(|| InferError::Unsupported("a model without a bottom MLP".into()))?;
-        // A dot model's small full tables return each row's squared norm as one more output.
-        let table_norms = match &model.dot {
-            Some(_) => DotLayout::of(c).table_norms()[1..].to_vec(),
-            None => vec![false; c.tables.len()],
-        };
         let tables = c
             .tables
             .iter()
-            .zip(&model.tables)
-            .zip(&table_norms)
-            .map(|((spec, table), &with_norm)| {
+            .enumerate()
+            .map(|(t, spec)| {
                 let digits = match spec.kind {
                     EmbeddingKind::Full => DigitScheme::one_hot(spec.rows as u64),
                     EmbeddingKind::Digits(code) => DigitScheme {
@@ -86,28 +80,22 @@ impl ModelInterface {
                         count: code.digits,
                     },
                 };
-                let entries = table.values.iter().map(|v| i64::from(*v).abs()).max();
-                let norms = model
-                    .dot
-                    .as_ref()
-                    .filter(|_| with_norm)
-                    .map(|dot| table_norms_of(dot, &table.values, c.embedding_dim));
-                let largest_norm = norms.iter().flatten().map(|n| n.abs()).max();
+                let (dim, values) = lookup_values(model, t);
                 TableShape {
                     rows: spec.rows as u64,
-                    dim: c.embedding_dim + usize::from(with_norm),
+                    dim,
                     digits,
-                    max_abs_value: entries.max(largest_norm).unwrap_or(0),
+                    max_abs_value: values.iter().map(|v| v.abs()).max().unwrap_or(0),
                 }
             })
-            .collect();
+            .collect::<Vec<TableShape>>();
         // The lookup outputs feed the first top layer (concat) or the squares (dot). Tables'
         // norms feed the pair features at the top layer's scale: the lookup then runs at the
         // lower of the two scales and the executor multiplies up to each.
         let top_scale = crate::scales::input_scale_log(model, &model.top[0], model.top.len() == 1)?;
         let lookup_scale = match &model.dot {
             None => top_scale,
-            Some(dot) if table_norms.contains(&true) => {
+            Some(dot) if tables.iter().any(|t: &TableShape| t.dim > c.embedding_dim) => {
                 crate::scales::activation_input_scale_log(&dot.square)?.min(top_scale)
             }
             Some(dot) => crate::scales::activation_input_scale_log(&dot.square)?,
@@ -255,13 +243,23 @@ pub fn model_id(model: &QuantizedModel) -> String {
         .collect()
 }
 
-/// The squared norm of every row of a full table (`values`: rows x `dim`), in square units.
-pub(crate) fn table_norms_of(dot: &DotInteraction, values: &[i32], dim: usize) -> Vec<i64> {
-    values
-        .chunks_exact(dim.max(1))
-        .map(|row| {
-            let row: Vec<i64> = row.iter().map(|&v| i64::from(v)).collect();
-            dot.squared_norm(&row)
-        })
-        .collect()
+/// What table `t`'s lookup returns per row, and its values row by row: the stored entries,
+/// then, for a dot model's small full table, the row's squared norm (`dlrm::DotLayout`).
+pub(crate) fn lookup_values(model: &QuantizedModel, t: usize) -> (usize, Vec<i64>) {
+    let d = model.config.embedding_dim;
+    let values = model.tables[t].values.iter().map(|&v| i64::from(v));
+    let with_norm = model
+        .dot
+        .as_ref()
+        .filter(|_| DotLayout::of(&model.config).table_norms()[t + 1]);
+    match with_norm {
+        None => (d, values.collect()),
+        Some(dot) => {
+            let values: Vec<i64> = values.collect();
+            let rows = values
+                .chunks_exact(d.max(1))
+                .flat_map(|row| row.iter().copied().chain([dot.squared_norm(row)]));
+            (d + 1, rows.collect())
+        }
+    }
 }
