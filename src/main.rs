@@ -8,6 +8,7 @@ mod model_commands;
 mod prepare;
 mod progress;
 mod quantize_command;
+mod report;
 mod serve_command;
 
 use clap::{Parser, Subcommand};
