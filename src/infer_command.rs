@@ -291,7 +291,7 @@ impl Session {
             reference_numerator,
             simulated_numerator,
             class_kept,
-            encrypted_numerator: prediction.logit_numerator,
+            encrypted_numerator: prediction.logit_numerator as f64,
             encrypt,
             decrypt,
             upload_bytes: request.len(),

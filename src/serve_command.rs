@@ -308,8 +308,8 @@ pub fn bench_serve(args: BenchServeArgs) -> anyhow::Result<()> {
             let row = &rows[index % rows.len()];
             let reference = quantized.forward(&quantized.quantize_input(&row.dense), &row.ids)?;
             answered += 1;
-            if (prediction.logit_numerator > 0.0) != (reference > 0)
-                && (prediction.logit_numerator - reference as f64).abs() > bound
+            if (prediction.logit_numerator > 0) != (reference > 0)
+                && (prediction.logit_numerator - reference).abs() as f64 > bound
             {
                 wrong += 1;
             }

@@ -110,7 +110,7 @@ fn run_rows(
         let prediction = client.decrypt_bytes(&serve(&request)).unwrap();
         let reference = model.forward(&model.quantize_input(dense), ids).unwrap();
         outcome.reference.push(reference as f64);
-        outcome.encrypted.push(prediction.logit_numerator);
+        outcome.encrypted.push(prediction.logit_numerator as f64);
     }
     outcome
 }

@@ -127,7 +127,7 @@ fn a_pytorch_trained_reference_dlrm_imports_and_runs_encrypted() {
         let (dense, ids) = (rows.dense_row(r), rows.categorical_row(r));
         let request = encrypt_request(&client, server.interface(), dense, ids).unwrap();
         let (response, _) = server.infer(&server_key, &request).unwrap();
-        let numerator = decrypt_response(&client, server.interface(), &response).unwrap();
+        let numerator = decrypt_response(&client, server.interface(), &response).unwrap() as f64;
         let inputs = model.quantize_input(dense);
         let exact = model.forward(&inputs, ids).unwrap() as f64;
         let widest = (0..200)

@@ -29,9 +29,12 @@ pub use service::{Answer, RegisteredKey, ServiceClient};
 /// A decrypted answer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Prediction {
-    /// The output layer's accumulator as decrypted (with the bootstrap noise it carries).
-    pub logit_numerator: f64,
+    /// The output layer's accumulator, rounded to its integer grid (never the raw phase:
+    /// [`infer::decrypt_response`]).
+    pub logit_numerator: i64,
+    /// `logit_numerator` times the model's logit scale.
     pub logit: f64,
+    /// The sigmoid of `logit`.
     pub probability: f64,
 }
 
@@ -81,7 +84,7 @@ impl Client {
     /// Decrypts a response into a probability.
     pub fn decrypt(&self, response: &Response) -> Result<Prediction> {
         let logit_numerator = infer::decrypt_response(&self.key, &self.interface, response)?;
-        let logit = logit_numerator * self.interface.logit_scale;
+        let logit = logit_numerator as f64 * self.interface.logit_scale;
         Ok(Prediction {
             logit_numerator,
             logit,

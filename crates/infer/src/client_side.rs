@@ -70,13 +70,19 @@ pub fn encrypt_request(
     })
 }
 
-/// The logit numerator of a response (a real number: the decrypted phase keeps the bootstrap
-/// noise instead of rounding it away); multiply by `interface.logit_scale` for the logit.
+/// The logit numerator of a response, rounded to the output grid: the integer the reference
+/// computes, moved only by the bootstrap misreads rounding cannot undo. Multiply by
+/// `interface.logit_scale` for the logit.
+///
+/// Never the raw phase: the phase's low bits are the ciphertext's noise, and every decrypted
+/// phase that reaches the server would be a linear equation in the secret key
+/// (docs/security.md, the decryption-disclosure rule). Rounding leaves the server an unknown
+/// error as wide as the output grid's step.
 pub fn decrypt_response(
     key: &ClientKey,
     interface: &ModelInterface,
     response: &Response,
-) -> Result<f64> {
+) -> Result<i64> {
     if response.model_id != interface.model_id {
         return Err(InferError::ModelMismatch {
             what: "response",
@@ -84,10 +90,12 @@ pub fn decrypt_response(
             found: response.model_id.clone(),
         });
     }
-    let phase = key.decrypt_phases(&response.logit)?;
-    let phase = *phase.first().ok_or_else(|| InferError::Malformed {
-        what: "response",
-        reason: "no ciphertext".into(),
-    })?;
-    Ok(phase as i64 as f64 / (1u64 << interface.output_scale_log) as f64)
+    let numerators = key.decrypt_lwe_batch(&response.logit, interface.output_encoding())?;
+    numerators
+        .first()
+        .copied()
+        .ok_or_else(|| InferError::Malformed {
+            what: "response",
+            reason: "no ciphertext".into(),
+        })
 }
