@@ -10,6 +10,7 @@ use tfhe_versionable::{Versionize, VersionsDispatch};
 
 use crate::error::{FheError, Result};
 use crate::params::{FheParameters, ParameterSetId};
+use crate::wiped::Wiped;
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
 
 /// A 128-bit seed from which keys are derived deterministically. Keep it as secret as the keys.
@@ -44,12 +45,20 @@ pub(crate) fn check_parameter_set(expected: ParameterSetId, found: ParameterSetI
 
 /// The client's secret keys: the GLWE key (whose LWE view, the "big key", encrypts queries and
 /// decrypts results) and the small LWE key (the bootstrap input key). Never leaves the client.
+/// Both are zeroed when the key (or a clone) is dropped, and the type is not `Debug`, so it
+/// cannot end up in a log line:
+///
+/// ```compile_fail
+/// fn show(key: &fhe::ClientKey) -> String {
+///     format!("{key:?}")
+/// }
+/// ```
 #[derive(Clone, Serialize, Deserialize, Versionize)]
 #[versionize(ClientKeyVersions)]
 pub struct ClientKey {
     parameter_set: ParameterSetId,
-    small_lwe_key: LweSecretKeyOwned<u64>,
-    glwe_key: GlweSecretKeyOwned<u64>,
+    small_lwe_key: Wiped<LweSecretKeyOwned<u64>>,
+    glwe_key: Wiped<GlweSecretKeyOwned<u64>>,
 }
 
 /// Version dispatch of [`ClientKey`].
@@ -88,8 +97,8 @@ impl ClientKey {
         );
         ClientKey {
             parameter_set,
-            small_lwe_key,
-            glwe_key,
+            small_lwe_key: Wiped::new(small_lwe_key),
+            glwe_key: Wiped::new(glwe_key),
         }
     }
 

@@ -23,6 +23,7 @@ mod ntt;
 mod params;
 mod pbs;
 mod sizes;
+mod wiped;
 mod wire;
 
 pub use ciphertext::{CoefficientSlot, GlweBatch, LweBatch, SeededGlweBatch};
