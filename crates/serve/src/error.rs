@@ -18,6 +18,10 @@ pub enum ServeError {
     Infer(#[from] infer::InferError),
     #[error(transparent)]
     Fhe(#[from] fhe::FheError),
+    /// A stored key whose bytes no longer hash to the id it is stored under (disk corruption
+    /// or tampering): it is never served.
+    #[error("{path}: the stored key does not match its id")]
+    CorruptKey { path: PathBuf },
     /// A key id that is not 32 lowercase hex digits.
     #[error("`{0}` is not a key id (32 lowercase hex digits)")]
     BadKeyId(String),
@@ -70,6 +74,12 @@ impl From<ServeError> for ApiError {
             ServeError::BadKeyId(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_key_id", error.to_string())
             }
+            // The server's path stays in its own log, not in the answer.
+            ServeError::CorruptKey { .. } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "stored_key_corrupt",
+                "the stored key does not match its id: register it again",
+            ),
             other => ApiError::internal(other.to_string()),
         }
     }

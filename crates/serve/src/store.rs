@@ -98,8 +98,10 @@ pub trait KeyStore: Send + Sync {
 }
 
 /// A [`KeyStore`] in a directory: `<parameter set>/<key id>.key`, written under `.staging/`,
-/// synced, then renamed into place (atomic on one file system). Opening the store deletes
-/// whatever a killed process left in `.staging/`.
+/// synced, then renamed into place (atomic on one file system); every directory a call creates,
+/// renames into or removes from is synced before the call returns, so an acknowledged upload or
+/// delete survives a crash. Opening the store deletes whatever a killed process left in
+/// `.staging/`; loading checks the bytes against the id they are stored under.
 pub struct DirectoryKeyStore {
     root: PathBuf,
     /// Names staged files uniquely within the process.
@@ -125,13 +127,12 @@ impl DirectoryKeyStore {
     /// assert!(reopened.list().unwrap().is_empty());
     /// ```
     pub fn open(root: &Path) -> Result<Self> {
-        let io = |source| ServeError::io(root, source);
-        std::fs::create_dir_all(root).map_err(io)?;
+        create_dir_durably(root)?;
         let staging = root.join(STAGING);
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(|e| ServeError::io(&staging, e))?;
         }
-        std::fs::create_dir_all(&staging).map_err(|e| ServeError::io(&staging, e))?;
+        create_dir_durably(&staging)?;
         Ok(DirectoryKeyStore {
             root: root.to_path_buf(),
             staged: AtomicU64::new(0),
@@ -152,6 +153,24 @@ impl DirectoryKeyStore {
     }
 }
 
+/// Creates `dir` (and missing parents) and syncs it and its parent, so the new entry survives a
+/// crash.
+fn create_dir_durably(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| ServeError::io(dir, e))?;
+    sync_dir(dir)?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => Ok(()),
+    }
+}
+
+/// Makes the entries of `dir` (files created, renamed into or removed from it) durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .map_err(|e| ServeError::io(dir, e))
+}
+
 impl KeyStore for DirectoryKeyStore {
     fn put(&self, id: &KeyId, parameter_set: ParameterSetId, bytes: &[u8]) -> Result<bool> {
         let target = self.path(id, parameter_set);
@@ -159,7 +178,7 @@ impl KeyStore for DirectoryKeyStore {
             return Ok(false);
         }
         let folder = target.parent().expect("a key path has a parent");
-        std::fs::create_dir_all(folder).map_err(|e| ServeError::io(folder, e))?;
+        create_dir_durably(folder)?;
         let staged = self.root.join(STAGING).join(format!(
             "{id}.{}.{}",
             std::process::id(),
@@ -172,9 +191,7 @@ impl KeyStore for DirectoryKeyStore {
         drop(file);
         std::fs::rename(&staged, &target).map_err(|e| ServeError::io(&target, e))?;
         // The rename is durable only once the directory entry is.
-        if let Ok(dir) = std::fs::File::open(folder) {
-            let _ = dir.sync_all();
-        }
+        sync_dir(folder)?;
         Ok(true)
     }
 
@@ -197,6 +214,9 @@ impl KeyStore for DirectoryKeyStore {
             return Ok(None);
         };
         let bytes = std::fs::read(&path).map_err(|e| ServeError::io(&path, e))?;
+        if KeyId::of(parameter_set, &bytes) != *id {
+            return Err(ServeError::CorruptKey { path });
+        }
         Ok(Some((parameter_set, bytes)))
     }
 
@@ -205,6 +225,7 @@ impl KeyStore for DirectoryKeyStore {
             return Ok(false);
         };
         std::fs::remove_file(&path).map_err(|e| ServeError::io(&path, e))?;
+        sync_dir(path.parent().expect("a key path has a parent"))?;
         Ok(true)
     }
 
@@ -238,5 +259,24 @@ impl KeyStore for DirectoryKeyStore {
         }
         entries.sort_by(|a, b| a.key_id.cmp(&b.key_id));
         Ok(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_key_whose_bytes_no_longer_match_its_id_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirectoryKeyStore::open(dir.path()).unwrap();
+        let set = ParameterSetId::default();
+        let id = KeyId::of(set, b"bytes");
+        assert!(store.put(&id, set, b"bytes").unwrap());
+        std::fs::write(store.path(&id, set), b"bytez").unwrap();
+        let error = store.load(&id).unwrap_err();
+        assert!(matches!(error, ServeError::CorruptKey { .. }), "{error}");
+        assert!(store.delete(&id).unwrap());
+        assert_eq!(store.load(&id).unwrap(), None);
     }
 }
