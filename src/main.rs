@@ -10,6 +10,7 @@ mod progress;
 mod quantize_command;
 mod report;
 mod serve_command;
+mod token_command;
 
 use clap::{Parser, Subcommand};
 
@@ -56,6 +57,9 @@ enum Command {
     /// Serve quantized models over HTTP for encrypted requests (keys, models, inference,
     /// health, Prometheus metrics); see docs/api.md.
     Serve(serve_command::ServeArgs),
+    /// Manage the tenants of `serve --tenants FILE`: bearer tokens and quotas.
+    #[command(subcommand)]
+    Token(token_command::TokenCommand),
     /// Benchmarks (see also `cargo bench`).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -92,6 +96,7 @@ fn main() -> anyhow::Result<()> {
         Command::Keygen(args) => infer_command::keygen(args),
         Command::Infer(args) => infer_command::infer(args),
         Command::Serve(args) => serve_command::serve(args),
+        Command::Token(command) => token_command::run(command),
         Command::Bench(BenchCommand::Infer(args)) => infer_command::bench_infer(args),
         Command::Bench(BenchCommand::Serve(args)) => serve_command::bench_serve(args),
     }

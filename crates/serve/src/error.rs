@@ -22,6 +22,9 @@ pub enum ServeError {
     /// or tampering): it is never served.
     #[error("{path}: the stored key does not match its id")]
     CorruptKey { path: PathBuf },
+    /// A tenants file that cannot be used (format, version, a bad or duplicate entry).
+    #[error("{path}: {reason}")]
+    Tenants { path: PathBuf, reason: String },
     /// A key id that is not 32 lowercase hex digits.
     #[error("`{0}` is not a key id (32 lowercase hex digits)")]
     BadKeyId(String),

@@ -13,8 +13,10 @@ mod error;
 mod metrics;
 mod service;
 mod store;
+mod tenants;
 
 pub use error::{ApiError, Result, ServeError};
 pub use metrics::{Metrics, QUANTILES, STAGES, latency_histogram, percentile_plot, record};
 pub use service::{BINARY, KEY_HEADER, Limits, NamedModel, RunningService, ServiceConfig};
 pub use store::{DirectoryKeyStore, KeyEntry, KeyId, KeyStore};
+pub use tenants::{MAX_TENANTS_FILE_BYTES, Quotas, Tenant, Tenants, Token, valid_name};
