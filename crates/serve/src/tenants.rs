@@ -39,7 +39,7 @@ impl Default for Quotas {
     fn default() -> Self {
         Quotas {
             max_keys: 3,
-            max_key_bytes: 3 * 64 << 20,
+            max_key_bytes: 3 * (64 << 20),
             max_concurrent_calls: 2,
         }
     }
