@@ -6,6 +6,9 @@
 //! It must not know about models or encryption: it turns raw files into numbered features and
 //! back (raw categorical value to id), nothing more.
 //!
+//! `shared` (behind the `testing` feature) tells tests where the third-party data shared with
+//! the project is.
+//!
 //! ```no_run
 //! use datasets::{criteo, PreparedDataset};
 //! let options = criteo::CriteoOptions::default();
@@ -29,6 +32,7 @@ mod progress;
 mod rows;
 mod split;
 
+#[cfg(feature = "testing")]
 pub mod shared;
 pub mod synthetic;
 pub mod uci;
