@@ -5,10 +5,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use crate::infer_command::{InferArgs, KeygenArgs, SessionArgs};
-use crate::model_commands::{PresetArg, TablesArg, TrainArgs, TrainSettings};
+use crate::infer_command::InferArgs;
+use crate::keygen_command::KeygenArgs;
 use crate::prepare::{CriteoArgs, SplitArg, SyntheticArgs};
 use crate::quantize_command::QuantizeArgs;
+use crate::session::SessionArgs;
+use crate::train_command::{TablesArg, TrainArgs};
+use crate::training::{PresetArg, TrainSettings};
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -61,7 +64,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let quantized = args.dir.join("model.quantized.json");
     let keys = args.dir.join("keys");
     println!("== 3/6 train a criteo-small DLRM with digit tables (one epoch)");
-    crate::model_commands::train(TrainArgs {
+    crate::train_command::train(TrainArgs {
         data: prepared.clone(),
         preset: PresetArg::CriteoSmall,
         config: None,
@@ -94,7 +97,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         simulate_seed: 1,
     })?;
     println!("== 5/6 generate keys");
-    crate::infer_command::keygen(KeygenArgs {
+    crate::keygen_command::keygen(KeygenArgs {
         out: keys.clone(),
         parameter_set: fhe::ParameterSetId::default(),
     })?;

@@ -5,11 +5,25 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use datasets::PreparedDataset;
 use dlrm::{DatasetReference, Dlrm, ImportOptions, Interaction, Metrics};
 
-use crate::model_commands::InteractionArg;
+/// The interaction of a PyTorch model (`import --interaction`, `eval --pytorch`).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum InteractionArg {
+    Concat,
+    Dot,
+}
+
+impl From<InteractionArg> for Interaction {
+    fn from(interaction: InteractionArg) -> Self {
+        match interaction {
+            InteractionArg::Concat => Interaction::Concat,
+            InteractionArg::Dot => Interaction::Dot,
+        }
+    }
+}
 
 #[derive(Args)]
 pub struct ImportArgs {
@@ -43,10 +57,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
         );
     }
     let options = ImportOptions {
-        interaction: args.interaction.map(|i| match i {
-            InteractionArg::Concat => Interaction::Concat,
-            InteractionArg::Dot => Interaction::Dot,
-        }),
+        interaction: args.interaction.map(Interaction::from),
         table_order: args.table_order.clone(),
     };
     let imported = dlrm::import_pytorch_with(&args.checkpoint, &options)?;

@@ -1,16 +1,23 @@
 //! `dlrm-he`: the command line of the dlrm-he toolkit (recommendation models on encrypted data).
 
+mod bench_infer_command;
+mod compress_command;
 mod demo;
 mod embed_command;
+mod eval_command;
 mod import_command;
 mod infer_command;
-mod model_commands;
+mod keygen_command;
+mod plan_command;
 mod prepare;
 mod progress;
 mod quantize_command;
 mod report;
 mod serve_command;
+mod session;
 mod token_command;
+mod train_command;
+mod training;
 
 use clap::{Parser, Subcommand};
 
@@ -37,20 +44,20 @@ enum Command {
     /// print the decrypted embeddings' error against the plaintext table.
     Embed(embed_command::EmbedArgs),
     /// Train a DLRM on a prepared dataset (a preset or a JSON architecture) and save it.
-    Train(model_commands::TrainArgs),
+    Train(train_command::TrainArgs),
     /// Turn a DLRM trained in PyTorch (safetensors: the reference DLRM's or TorchRec's names)
     /// into a model directory every other command reads.
     Import(import_command::ImportArgs),
     /// Evaluate a model (float, quantized integer reference, or PyTorch safetensors) on a split.
-    Eval(model_commands::EvalArgs),
+    Eval(eval_command::EvalArgs),
     /// Turn a trained model's full tables into digit tables (least squares), optionally fine-tune.
-    Compress(model_commands::CompressArgs),
+    Compress(compress_command::CompressArgs),
     /// Quantize a model into the integer model the encrypted executor runs.
     Quantize(quantize_command::QuantizeArgs),
     /// Print the FHE plan of a quantized model: kernels, encodings, bootstraps, estimated cost.
-    Plan(infer_command::PlanArgs),
+    Plan(plan_command::PlanArgs),
     /// Generate a client key and its compressed server key into a new directory.
-    Keygen(infer_command::KeygenArgs),
+    Keygen(keygen_command::KeygenArgs),
     /// Encrypt raw rows, run the model on ciphertexts, decrypt, and compare with the integer
     /// reference and the float model (client and server in one process).
     Infer(infer_command::InferArgs),
@@ -69,7 +76,7 @@ enum Command {
 enum BenchCommand {
     /// Time encrypted requests of a quantized model: server compute per request (median),
     /// bootstraps and the ratio to the bootstrap floor, sizes, client times.
-    Infer(infer_command::BenchInferArgs),
+    Infer(bench_infer_command::BenchInferArgs),
     /// Start the service on a loopback port and drive it with concurrent clients: throughput,
     /// latency percentiles, errors, peak memory with registered keys, and a percentile plot.
     Serve(serve_command::BenchServeArgs),
@@ -87,17 +94,17 @@ fn main() -> anyhow::Result<()> {
         Command::Prepare(command) => prepare::run(command),
         Command::Demo(args) => demo::run(args),
         Command::Embed(args) => embed_command::run(args),
-        Command::Train(args) => model_commands::train(args),
+        Command::Train(args) => train_command::train(args),
         Command::Import(args) => import_command::import(args),
-        Command::Eval(args) => model_commands::eval(args),
-        Command::Compress(args) => model_commands::compress(args),
+        Command::Eval(args) => eval_command::eval(args),
+        Command::Compress(args) => compress_command::compress(args),
         Command::Quantize(args) => quantize_command::quantize(args),
-        Command::Plan(args) => infer_command::plan(args),
-        Command::Keygen(args) => infer_command::keygen(args),
+        Command::Plan(args) => plan_command::plan(args),
+        Command::Keygen(args) => keygen_command::keygen(args),
         Command::Infer(args) => infer_command::infer(args),
         Command::Serve(args) => serve_command::serve(args),
         Command::Token(command) => token_command::run(command),
-        Command::Bench(BenchCommand::Infer(args)) => infer_command::bench_infer(args),
+        Command::Bench(BenchCommand::Infer(args)) => bench_infer_command::bench_infer(args),
         Command::Bench(BenchCommand::Serve(args)) => serve_command::bench_serve(args),
     }
 }

@@ -8,7 +8,7 @@ use anyhow::bail;
 use clap::Args;
 use dlrm::{Dlrm, Execution, Metrics, QuantizeConfig, TrainConfig};
 
-use crate::model_commands::{EpochBar, Splits, holdout, open_splits};
+use crate::training::{EpochBar, Splits, holdout, open_splits};
 
 #[derive(Args)]
 pub struct QuantizeArgs {

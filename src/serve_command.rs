@@ -15,7 +15,7 @@ use fhe::{ClientKey, ParameterSetId};
 use infer::ServerModel;
 use serve::{DirectoryKeyStore, Limits, NamedModel, RunningService, ServiceConfig};
 
-use crate::infer_command::{Session, SessionArgs, model_name, parameter_set, split_rows};
+use crate::session::{Session, SessionArgs, model_name, parameter_set, split_rows};
 
 #[derive(Args)]
 pub struct ServeArgs {

@@ -6,6 +6,20 @@
 //! It must not know about models or encryption: it turns raw files into numbered features and
 //! back (raw categorical value to id), nothing more.
 //!
+//! The pieces, in the order data flows through them:
+//! - [`synthetic`]: Criteo-shaped raw files generated from a known hidden model.
+//! - [`criteo`], [`uci`]: raw files (read in parallel chunks, plain, `.gz` or `.zst`) parsed,
+//!   given [`Vocabulary`]s and [`SplitMethod`] splits, and written by `prepare` as a prepared
+//!   dataset described by its [`Manifest`].
+//! - [`PreparedDataset`]: a prepared directory read back, its splits as [`SplitData`].
+//! - [`RowMapper`]: raw lines of a client's file ([`RowMapper::read_rows`]) mapped to model
+//!   inputs exactly as `prepare` mapped them.
+//! - [`read_encoded_rows`]: rows already in a model's input form, for models without a dataset.
+//! - [`DatasetError`]: everything that can go wrong, naming the file and line.
+//!
+//! `shared` (behind the `testing` feature) tells tests where the third-party data shared with
+//! the project is.
+//!
 //! ```no_run
 //! use datasets::{criteo, PreparedDataset};
 //! let options = criteo::CriteoOptions::default();
@@ -29,6 +43,7 @@ mod progress;
 mod rows;
 mod split;
 
+#[cfg(feature = "testing")]
 pub mod shared;
 pub mod synthetic;
 pub mod uci;

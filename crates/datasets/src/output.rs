@@ -3,10 +3,12 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use polars::prelude::*;
 
 use crate::DatasetError;
+use crate::manifest::{Manifest, PrepareSummary};
 
 /// A directory written under a temporary sibling name and renamed to its final name on
 /// [`Staging::commit`], so a failed or killed run never leaves a directory that looks valid.
@@ -52,10 +54,20 @@ impl Staging {
         &self.temp
     }
 
-    pub fn commit(mut self) -> Result<(), DatasetError> {
+    /// The end of every `prepare`: writes `manifest` into the directory, renames the directory
+    /// into place and reports the time since `started`.
+    pub fn commit(
+        mut self,
+        manifest: Manifest,
+        started: Instant,
+    ) -> Result<PrepareSummary, DatasetError> {
+        manifest.write(&self.temp)?;
         std::fs::rename(&self.temp, &self.target).map_err(|e| DatasetError::io(&self.target, e))?;
         self.committed = true;
-        Ok(())
+        Ok(PrepareSummary {
+            manifest,
+            elapsed: started.elapsed(),
+        })
     }
 }
 

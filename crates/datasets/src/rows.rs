@@ -2,6 +2,7 @@
 //! turn the lines of a raw file (Criteo TSV or UCI heart-disease) into the dense features and
 //! categorical ids it encrypts, using only a prepared dataset directory.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use crate::{
@@ -170,6 +171,37 @@ impl RowMapper {
                 }))
             }
         }
+    }
+
+    /// Reads up to `limit` rows of a raw file in the dataset's own format (plain text) and maps
+    /// them, skipping blank lines. A line that does not map is [`DatasetError::Malformed`] (with
+    /// the file and 1-based line), a file without rows [`DatasetError::Empty`].
+    pub fn read_rows(&self, path: &Path, limit: usize) -> Result<Vec<MappedRow>, DatasetError> {
+        let file = std::fs::File::open(path).map_err(|e| DatasetError::io(path, e))?;
+        let mut rows = Vec::new();
+        for (index, line) in BufReader::new(file).split(b'\n').enumerate() {
+            if rows.len() == limit {
+                break;
+            }
+            let line = line.map_err(|e| DatasetError::io(path, e))?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let row = self
+                .map_line(&line)
+                .map_err(|message| DatasetError::Malformed {
+                    path: path.to_path_buf(),
+                    line: index as u64 + 1,
+                    message,
+                })?;
+            rows.push(row);
+        }
+        if rows.is_empty() {
+            return Err(DatasetError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(rows)
     }
 
     /// Applies the dense transforms and vocabularies to a parsed row; `raw_categorical(j)` is

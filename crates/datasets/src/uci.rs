@@ -276,10 +276,5 @@ pub fn prepare(
         source: reader.source_info(),
         options: serde_json::to_value(options).expect("options always serialise"),
     };
-    manifest.write(staging.path())?;
-    staging.commit()?;
-    Ok(PrepareSummary {
-        manifest,
-        elapsed: started.elapsed(),
-    })
+    staging.commit(manifest, started)
 }

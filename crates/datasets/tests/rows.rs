@@ -391,3 +391,37 @@ fn open_rejects_unknown_dataset_kinds_and_missing_directories() {
         Err(DatasetError::Io { .. })
     ));
 }
+
+#[test]
+fn read_rows_maps_a_raw_file_and_names_the_bad_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapper = generated_uci_mapper(dir.path(), 60);
+    let input = dir.path().join("rows.data");
+    let lines = [uci_line(0), String::new(), uci_line(1), "56.0,1.0".into()];
+    write_lines(&input, lines);
+    let rows = mapper.read_rows(&input, 2).unwrap();
+    let expected: Vec<MappedRow> = [0, 1]
+        .map(|seed| mapper.map_line(uci_line(seed).as_bytes()).unwrap())
+        .to_vec();
+    assert_eq!(rows, expected, "blank lines are skipped");
+    match mapper.read_rows(&input, 10) {
+        Err(DatasetError::Malformed {
+            path,
+            line,
+            message,
+        }) => {
+            assert_eq!((path, line), (input.clone(), 4));
+            assert_eq!(message, "expected 14 comma-separated fields, found 2");
+        }
+        other => panic!("expected a malformed-line error, got {other:?}"),
+    }
+    write_lines(&input, [String::new()]);
+    assert!(matches!(
+        mapper.read_rows(&input, 10),
+        Err(DatasetError::Empty { .. })
+    ));
+    assert!(matches!(
+        mapper.read_rows(&dir.path().join("absent"), 10),
+        Err(DatasetError::Io { .. })
+    ));
+}

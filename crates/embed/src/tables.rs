@@ -6,7 +6,9 @@ use fhe::{CoefficientSlot, GlweBatch, LweBatch, NttGlweBatch, PackedMatrix, Seed
 use rayon::prelude::*;
 
 use crate::error::{EmbedError, Result};
-use crate::plan::{LookupPlan, OutputOrder, TableShape};
+use crate::order::OutputOrder;
+use crate::plan::LookupPlan;
+use crate::shape::TableShape;
 
 /// The integer contents of one table.
 ///

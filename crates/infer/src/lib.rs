@@ -9,6 +9,9 @@
 //! - [`ServerModel`]: the prepared model; [`ServerModel::infer`] runs one [`Request`].
 //! - [`FhePlan`]: the compiled plan, with bootstrap counts and cost estimate.
 //! - [`encrypt_request`] / [`decrypt_response`]: the client's two steps.
+//!
+//! `testing` (behind the feature of the same name) holds tiny hand-made quantized models for
+//! examples and tests.
 
 mod client_side;
 mod dot_stage;
@@ -17,6 +20,7 @@ mod executor;
 mod interface;
 mod plan;
 mod scales;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod wire;
 

@@ -1,0 +1,33 @@
+//! `dlrm-he keygen`: a client key and its compressed server key, written to a new directory.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use client::KeyDirectory;
+use fhe::ParameterSetId;
+
+use crate::session::parameter_set;
+
+#[derive(Args)]
+pub struct KeygenArgs {
+    /// Directory to create: client.key (secret), server.key (compressed, for the server), keys.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, value_parser = parameter_set, default_value_t = ParameterSetId::default())]
+    pub parameter_set: ParameterSetId,
+}
+
+pub fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let keys = KeyDirectory::generate(&args.out, args.parameter_set)?;
+    println!(
+        "wrote {}: client key {:.1} KiB (secret), server key {:.1} MiB (compressed), parameter set {} ({:.2} s)",
+        args.out.display(),
+        keys.client_key_bytes as f64 / 1024.0,
+        keys.server_key_bytes as f64 / (1 << 20) as f64,
+        keys.parameter_set,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
