@@ -492,7 +492,7 @@ impl Default for EmbedOptions {
 
 /// Wall-clock time of each stage of [`run_embed_command`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StageTimings {
+pub struct LlmStageTimings {
     /// Reading the tokenizer and the tensor, quantising.
     pub load: Duration,
     /// Server: packing and transforming the table (once per model).
@@ -535,7 +535,7 @@ pub struct EmbedReport {
     /// GLWE x plaintext products per token.
     pub products_per_token: usize,
     /// Stage timings.
-    pub timings: StageTimings,
+    pub timings: LlmStageTimings,
 }
 
 impl EmbedReport {
@@ -742,7 +742,7 @@ pub fn run_embed_command(
         upload_bytes,
         query_glwes,
         products_per_token: server.product_count(),
-        timings: StageTimings {
+        timings: LlmStageTimings {
             load,
             pack,
             keygen,
