@@ -1,10 +1,13 @@
 //! `dlrm-he`: the command line of the dlrm-he toolkit (recommendation models on encrypted data).
 
+mod bench_serve;
 mod demo;
 mod embed_command;
 mod import_command;
 mod infer_command;
+mod logging;
 mod model_commands;
+mod percentile_plot;
 mod prepare;
 mod progress;
 mod quantize_command;
@@ -68,7 +71,7 @@ enum BenchCommand {
     Infer(infer_command::BenchInferArgs),
     /// Start the service on a loopback port and drive it with concurrent clients: throughput,
     /// latency percentiles, errors, peak memory with registered keys, and a percentile plot.
-    Serve(serve_command::BenchServeArgs),
+    Serve(bench_serve::BenchServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -93,7 +96,7 @@ fn main() -> anyhow::Result<()> {
         Command::Infer(args) => infer_command::infer(args),
         Command::Serve(args) => serve_command::serve(args),
         Command::Bench(BenchCommand::Infer(args)) => infer_command::bench_infer(args),
-        Command::Bench(BenchCommand::Serve(args)) => serve_command::bench_serve(args),
+        Command::Bench(BenchCommand::Serve(args)) => bench_serve::run(args),
     }
 }
 
