@@ -2,8 +2,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use common::{ServeProcess, dlrm_he};
@@ -164,15 +167,15 @@ fn each_call_logs_one_line_with_its_fields_and_no_key_id() {
     let keys =
         client::KeyDirectory::generate(&dir.path().join("keys"), Default::default()).unwrap();
 
-    let server = ServeProcess::start_logging(&model, &dir.path().join("store"), "json");
+    let (server, log) = logging_server(&model, &dir.path().join("store"), "json");
     let http = client::ServiceClient::new(&server.url(), Duration::from_secs(60)).unwrap();
     let key_id = http
         .register_key(&keys.load_server_key().unwrap())
         .unwrap()
         .key_id;
-    let registered: serde_json::Value = serde_json::from_str(&server.next_log_line()).unwrap();
+    let registered: serde_json::Value = serde_json::from_str(&next_line(&log)).unwrap();
     let interface = http.model_interface("tiny").unwrap();
-    let described: serde_json::Value = serde_json::from_str(&server.next_log_line()).unwrap();
+    let described: serde_json::Value = serde_json::from_str(&next_line(&log)).unwrap();
     let client = client::Client::new(keys.load_client_key().unwrap(), interface).unwrap();
     let request = client
         .encrypt(&[0.5, -1.0], &[3, 7])
@@ -180,7 +183,7 @@ fn each_call_logs_one_line_with_its_fields_and_no_key_id() {
         .to_bytes()
         .unwrap();
     http.infer("tiny", &key_id, &request).unwrap();
-    let line = server.next_log_line();
+    let line = next_line(&log);
     let inferred: serde_json::Value = serde_json::from_str(&line).unwrap();
 
     assert_eq!(registered["span"]["route"], "/v1/keys", "{registered}");
@@ -217,16 +220,16 @@ fn each_call_logs_one_line_with_its_fields_and_no_key_id() {
     // A refused call: its error code, and no key digits for a key that is not registered.
     let unknown = "0".repeat(32);
     assert!(http.infer("tiny", &unknown, &request).is_err());
-    let refused: serde_json::Value = serde_json::from_str(&server.next_log_line()).unwrap();
+    let refused: serde_json::Value = serde_json::from_str(&next_line(&log)).unwrap();
     assert_eq!(refused["status"], 404, "{refused}");
     assert_eq!(refused["error"], "unknown_key");
     assert!(refused["span"].get("key").is_none(), "{refused}");
     drop(server);
 
-    let server = ServeProcess::start_logging(&model, &dir.path().join("store"), "text");
+    let (server, log) = logging_server(&model, &dir.path().join("store"), "text");
     let http = client::ServiceClient::new(&server.url(), Duration::from_secs(60)).unwrap();
     http.model_interface("tiny").unwrap();
-    let line = server.next_log_line();
+    let line = next_line(&log);
     for field in [
         "request{id=",
         "method=GET",
@@ -237,4 +240,28 @@ fn each_call_logs_one_line_with_its_fields_and_no_key_id() {
     ] {
         assert!(line.contains(field), "{field}: {line}");
     }
+}
+
+/// `dlrm-he serve --log-format FORMAT` at level `info`, its log lines arriving on the receiver.
+fn logging_server(model: &Path, store: &Path, format: &str) -> (ServeProcess, Receiver<String>) {
+    let mut server = ServeProcess::start_with(model, store, |command| {
+        command
+            .args(["--log-format", format])
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped());
+    });
+    let stderr = BufReader::new(server.child.stderr.take().unwrap());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    (server, receiver)
+}
+
+/// The next log line (a call's line is written before its answer is sent).
+fn next_line(log: &Receiver<String>) -> String {
+    log.recv_timeout(Duration::from_secs(30))
+        .expect("a log line within 30 s")
 }

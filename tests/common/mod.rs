@@ -4,8 +4,6 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
-use std::time::Duration;
 
 pub fn dlrm_he() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dlrm-he"))
@@ -15,48 +13,29 @@ pub fn dlrm_he() -> Command {
 pub struct ServeProcess {
     pub child: Child,
     pub addr: SocketAddr,
-    /// Its stderr lines, when started with [`ServeProcess::start_logging`].
-    pub log: Option<Receiver<String>>,
 }
 
 impl ServeProcess {
     /// Starts `dlrm-he serve --model MODEL --key-store STORE` and waits until it listens. Its
     /// warnings go to the test's stderr (a line per call would fill the test output).
     pub fn start(model: &Path, store: &Path) -> Self {
-        Self::launch(model, store, None)
+        Self::start_with(model, store, |_| {})
     }
 
-    /// Like [`ServeProcess::start`], with `--log-format FORMAT` at level `info`, its log lines
-    /// arriving on [`ServeProcess::log`].
-    pub fn start_logging(model: &Path, store: &Path, format: &str) -> Self {
-        Self::launch(model, store, Some(format))
-    }
-
-    fn launch(model: &Path, store: &Path, log_format: Option<&str>) -> Self {
+    /// Like [`ServeProcess::start`], with the command changed by `configure` first (more
+    /// arguments, another `RUST_LOG`, stderr piped).
+    pub fn start_with(model: &Path, store: &Path, configure: impl FnOnce(&mut Command)) -> Self {
         let mut command = dlrm_he();
         command
             .args(["serve", "--addr", "127.0.0.1:0", "--model"])
             .arg(model)
             .arg("--key-store")
             .arg(store)
-            .stdout(Stdio::piped());
-        match log_format {
-            None => command.env("RUST_LOG", "warn").stderr(Stdio::inherit()),
-            Some(format) => command
-                .args(["--log-format", format])
-                .env("RUST_LOG", "info")
-                .stderr(Stdio::piped()),
-        };
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        configure(&mut command);
         let mut child = command.spawn().unwrap();
-        let log = child.stderr.take().map(|stderr| {
-            let (sender, receiver) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let _ = sender.send(line);
-                }
-            });
-            receiver
-        });
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let addr = loop {
@@ -70,19 +49,11 @@ impl ServeProcess {
         };
         // Keep draining its output so the process never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        ServeProcess { child, addr, log }
+        ServeProcess { child, addr }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-
-    /// The next log line of a process started with [`ServeProcess::start_logging`] (a call's
-    /// line is written before its answer is sent).
-    pub fn next_log_line(&self) -> String {
-        let log = self.log.as_ref().expect("started with start_logging");
-        log.recv_timeout(Duration::from_secs(30))
-            .expect("a log line within 30 s")
     }
 }
 
