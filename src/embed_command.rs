@@ -119,7 +119,7 @@ impl Default for EmbedOptions {
 
 /// Wall-clock time of each stage of [`run_embed_command`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StageTimings {
+pub struct EmbedStageTimings {
     /// Reading the tokenizer and the tensor, quantising.
     pub load: Duration,
     /// Server: packing and transforming the table (once per model).
@@ -162,7 +162,7 @@ pub struct EmbedReport {
     /// GLWE x plaintext products per token.
     pub products_per_token: usize,
     /// Stage timings.
-    pub timings: StageTimings,
+    pub timings: EmbedStageTimings,
 }
 
 impl EmbedReport {
@@ -349,7 +349,7 @@ pub fn run_embed_command(
         upload_bytes,
         query_glwes,
         products_per_token: server.product_count(),
-        timings: StageTimings {
+        timings: EmbedStageTimings {
             load,
             pack,
             keygen,

@@ -1,6 +1,7 @@
 //! `dlrm-he`: the command line of the dlrm-he toolkit (recommendation models on encrypted data).
 
 mod bench_infer_command;
+mod bench_serve_command;
 mod compress_command;
 mod demo;
 mod embed_command;
@@ -8,6 +9,8 @@ mod eval_command;
 mod import_command;
 mod infer_command;
 mod keygen_command;
+mod logging;
+mod percentile_plot;
 mod plan_command;
 mod prepare;
 mod progress;
@@ -79,7 +82,7 @@ enum BenchCommand {
     Infer(bench_infer_command::BenchInferArgs),
     /// Start the service on a loopback port and drive it with concurrent clients: throughput,
     /// latency percentiles, errors, peak memory with registered keys, and a percentile plot.
-    Serve(serve_command::BenchServeArgs),
+    Serve(bench_serve_command::BenchServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -105,7 +108,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve_command::serve(args),
         Command::Token(command) => token_command::run(command),
         Command::Bench(BenchCommand::Infer(args)) => bench_infer_command::bench_infer(args),
-        Command::Bench(BenchCommand::Serve(args)) => serve_command::bench_serve(args),
+        Command::Bench(BenchCommand::Serve(args)) => bench_serve_command::run(args),
     }
 }
 

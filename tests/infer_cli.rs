@@ -1,9 +1,12 @@
-//! `dlrm-he plan`, `dlrm-he keygen` and `dlrm-he serve` from the command line.
+//! `dlrm-he plan`, `dlrm-he keygen` and `dlrm-he serve` (with its log) from the command line.
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use common::{ServeProcess, dlrm_he};
@@ -151,4 +154,114 @@ fn get(server: &ServeProcess, path: &str) -> String {
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     answer.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+/// `dlrm-he serve --log-format json|text`: one line per call on stderr with the request id,
+/// method, route template, status, the key id's first digits, the model and the stage timings,
+/// and never a whole key id.
+#[test]
+fn each_call_logs_one_line_with_its_fields_and_no_key_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.json");
+    infer::testing::tiny_model().save(&model).unwrap();
+    let keys =
+        client::KeyDirectory::generate(&dir.path().join("keys"), Default::default()).unwrap();
+
+    let (server, log) = logging_server(&model, &dir.path().join("store"), "json");
+    let http = client::ServiceClient::new(&server.url(), Duration::from_secs(60)).unwrap();
+    let key_id = http
+        .register_key(&keys.load_server_key().unwrap())
+        .unwrap()
+        .key_id;
+    let registered: serde_json::Value = serde_json::from_str(&next_line(&log)).unwrap();
+    let interface = http.model_interface("tiny").unwrap();
+    let described: serde_json::Value = serde_json::from_str(&next_line(&log)).unwrap();
+    let client = client::Client::new(keys.load_client_key().unwrap(), interface).unwrap();
+    let request = client
+        .encrypt(&[0.5, -1.0], &[3, 7])
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    http.infer("tiny", &key_id, &request).unwrap();
+    let line = next_line(&log);
+    let inferred: serde_json::Value = serde_json::from_str(&line).unwrap();
+
+    assert_eq!(registered["span"]["route"], "/v1/keys", "{registered}");
+    assert_eq!(registered["status"], 201);
+    assert_eq!(
+        described["span"]["route"], "/v1/models/{name}",
+        "{described}"
+    );
+    assert_eq!(described["span"]["model"], "tiny");
+    let call = &inferred["span"];
+    assert_eq!(inferred["level"], "INFO", "{line}");
+    assert_eq!(inferred["status"], 200);
+    assert!(inferred["latency_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(call["method"], "POST");
+    assert_eq!(call["route"], "/v1/models/{name}/infer");
+    assert_eq!(call["model"], "tiny");
+    assert_eq!(call["key"], &key_id[..8]);
+    assert_eq!(call["items"], 1);
+    for stage in ["decode", "bottom", "lookup", "interaction", "top", "encode"] {
+        assert!(
+            call[format!("{stage}_ms")].as_f64().is_some(),
+            "{stage}: {line}"
+        );
+    }
+    let ids: Vec<u64> = [&registered, &described, &inferred]
+        .iter()
+        .map(|line| line["span"]["id"].as_u64().unwrap())
+        .collect();
+    assert!(ids[0] < ids[1] && ids[1] < ids[2], "{ids:?}");
+    for line in [&registered, &described, &inferred] {
+        assert!(!line.to_string().contains(&key_id), "{line}");
+    }
+
+    // A refused call: its error code, and no key digits for a key that is not registered.
+    let unknown = "0".repeat(32);
+    assert!(http.infer("tiny", &unknown, &request).is_err());
+    let refused: serde_json::Value = serde_json::from_str(&next_line(&log)).unwrap();
+    assert_eq!(refused["status"], 404, "{refused}");
+    assert_eq!(refused["error"], "unknown_key");
+    assert!(refused["span"].get("key").is_none(), "{refused}");
+    drop(server);
+
+    let (server, log) = logging_server(&model, &dir.path().join("store"), "text");
+    let http = client::ServiceClient::new(&server.url(), Duration::from_secs(60)).unwrap();
+    http.model_interface("tiny").unwrap();
+    let line = next_line(&log);
+    for field in [
+        "request{id=",
+        "method=GET",
+        "route=\"/v1/models/{name}\"",
+        "model=\"tiny\"",
+        "status=200",
+        "latency_ms=",
+    ] {
+        assert!(line.contains(field), "{field}: {line}");
+    }
+}
+
+/// `dlrm-he serve --log-format FORMAT` at level `info`, its log lines arriving on the receiver.
+fn logging_server(model: &Path, store: &Path, format: &str) -> (ServeProcess, Receiver<String>) {
+    let mut server = ServeProcess::start_with(model, store, |command| {
+        command
+            .args(["--log-format", format])
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped());
+    });
+    let stderr = BufReader::new(server.child.stderr.take().unwrap());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    (server, receiver)
+}
+
+/// The next log line (a call's line is written before its answer is sent).
+fn next_line(log: &Receiver<String>) -> String {
+    log.recv_timeout(Duration::from_secs(30))
+        .expect("a log line within 30 s")
 }

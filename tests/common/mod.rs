@@ -16,17 +16,26 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
-    /// Starts `dlrm-he serve --model MODEL --key-store STORE` and waits until it listens.
+    /// Starts `dlrm-he serve --model MODEL --key-store STORE` and waits until it listens. Its
+    /// warnings go to the test's stderr (a line per call would fill the test output).
     pub fn start(model: &Path, store: &Path) -> Self {
-        let mut child = dlrm_he()
+        Self::start_with(model, store, |_| {})
+    }
+
+    /// Like [`ServeProcess::start`], with the command changed by `configure` first (more
+    /// arguments, another `RUST_LOG`, stderr piped).
+    pub fn start_with(model: &Path, store: &Path, configure: impl FnOnce(&mut Command)) -> Self {
+        let mut command = dlrm_he();
+        command
             .args(["serve", "--addr", "127.0.0.1:0", "--model"])
             .arg(model)
             .arg("--key-store")
             .arg(store)
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::inherit());
+        configure(&mut command);
+        let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let addr = loop {

@@ -15,16 +15,16 @@
 //! ```
 
 mod error;
+mod http;
 mod keys;
-mod service;
 
 use datasets::{MappedRow, RowMapper};
 use fhe::ClientKey;
 use infer::{ModelInterface, Request, Response};
 
 pub use error::{ClientError, Result};
+pub use http::{Answer, RegisteredKey, ServiceClient};
 pub use keys::{CLIENT_KEY_FILE, KEYS_FILE, KeyDirectory, SERVER_KEY_FILE};
-pub use service::{Answer, RegisteredKey, ServiceClient};
 
 /// A decrypted answer.
 #[derive(Clone, Copy, Debug, PartialEq)]

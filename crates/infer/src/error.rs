@@ -37,6 +37,32 @@ pub enum InferError {
     },
 }
 
+/// Why a batch of requests given as bytes was not answered: one request does not decode (the
+/// sender's fault, with its index), or running the decoded requests failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Request `index` of the batch does not decode for the model.
+    #[error("request {index}: {source}")]
+    Request {
+        /// Its position in the batch.
+        index: usize,
+        /// Why it does not decode.
+        source: InferError,
+    },
+    /// Running a decoded request or encoding its response.
+    #[error(transparent)]
+    Execution(InferError),
+}
+
+impl BatchError {
+    /// The underlying error, without the request's index.
+    pub fn into_inner(self) -> InferError {
+        match self {
+            BatchError::Request { source, .. } | BatchError::Execution(source) => source,
+        }
+    }
+}
+
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, InferError>;
 

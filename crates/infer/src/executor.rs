@@ -1,7 +1,7 @@
 //! The server side: a quantized model prepared once for encrypted requests (packed first-layer
 //! matrix, packed embedding tables, dense layers, lookup tables), and its execution.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dlrm::{IntLayer, QuantizedModel};
 use embed::{EmbeddingTable, OutputOrder, PackedTables};
@@ -9,79 +9,15 @@ use fhe::{
     ClientKey, CoefficientSlot, Encoding, LookupTable, LutBits, LweBatch, LweDenseLayer,
     PackedMatrix, ParameterSetId, ServerKey,
 };
+use rayon::prelude::*;
 
 use crate::dot_stage::DotStage;
-use crate::error::{InferError, Result, malformed};
+use crate::error::{BatchError, InferError, Result, malformed};
 use crate::interface::{ModelInterface, lookup_values};
 use crate::plan::{FhePlan, compile};
 use crate::scales::{encoding, shifted_bias};
+use crate::timings::StageTimings;
 use crate::wire::{Request, Response};
-
-/// Wall time of each stage of one request.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct StageTimings {
-    /// Parsing the request bytes and expanding the seeded ciphertexts.
-    pub decode: Duration,
-    pub bottom: Duration,
-    pub lookup: Duration,
-    /// The dot interaction's squares (zero for concat models).
-    pub interaction: Duration,
-    pub top: Duration,
-    /// Serialising the response.
-    pub encode: Duration,
-}
-
-impl StageTimings {
-    /// The stages' names, in execution order (the names of `server-timing` headers and
-    /// metrics).
-    pub const NAMES: [&'static str; 6] =
-        ["decode", "bottom", "lookup", "interaction", "top", "encode"];
-
-    /// Sum of the stages.
-    pub fn total(&self) -> Duration {
-        self.stages().iter().map(|(_, d)| *d).sum()
-    }
-
-    /// Every stage with its name, in execution order.
-    ///
-    /// ```
-    /// let timings = infer::StageTimings::default();
-    /// assert_eq!(timings.stages().map(|(name, _)| name), infer::StageTimings::NAMES);
-    /// ```
-    pub fn stages(&self) -> [(&'static str, Duration); 6] {
-        let values = [
-            self.decode,
-            self.bottom,
-            self.lookup,
-            self.interaction,
-            self.top,
-            self.encode,
-        ];
-        std::array::from_fn(|i| (Self::NAMES[i], values[i]))
-    }
-
-    /// Sets the stage called `name`; returns false for an unknown name.
-    ///
-    /// ```
-    /// let mut timings = infer::StageTimings::default();
-    /// assert!(timings.set("top", std::time::Duration::from_millis(3)));
-    /// assert!(!timings.set("elsewhere", std::time::Duration::ZERO));
-    /// assert_eq!(timings.total().as_millis(), 3);
-    /// ```
-    pub fn set(&mut self, name: &str, duration: Duration) -> bool {
-        let stage = match name {
-            "decode" => &mut self.decode,
-            "bottom" => &mut self.bottom,
-            "lookup" => &mut self.lookup,
-            "interaction" => &mut self.interaction,
-            "top" => &mut self.top,
-            "encode" => &mut self.encode,
-            _ => return false,
-        };
-        *stage = duration;
-        true
-    }
-}
 
 /// Every intermediate ciphertext of one request, for layer-by-layer checks against the
 /// integer reference (a debugging and testing aid: a server never decrypts these).
@@ -319,18 +255,39 @@ impl ServerModel {
         Ok((response, timings))
     }
 
-    /// Runs one request given as bytes and returns the response as bytes: what a service does.
-    /// The timings include decoding and encoding.
+    /// Runs one request given as bytes and returns the response as bytes (see
+    /// [`ServerModel::infer_batch_bytes`]).
     pub fn infer_bytes(&self, key: &ServerKey, bytes: &[u8]) -> Result<(Vec<u8>, StageTimings)> {
-        let started = Instant::now();
-        let request = Request::from_bytes(bytes, self.interface())?;
-        let decode = started.elapsed();
-        let (response, mut timings) = self.infer(key, &request)?;
-        timings.decode += decode;
-        let started = Instant::now();
-        let bytes = response.to_bytes()?;
-        timings.encode = started.elapsed();
-        Ok((bytes, timings))
+        let mut answers = self
+            .infer_batch_bytes(key, &[bytes])
+            .map_err(BatchError::into_inner)?;
+        Ok(answers.pop().expect("one request gives one answer"))
+    }
+
+    /// Runs requests given as bytes, all with one server key, and returns each response as
+    /// bytes, in order: what a service does. Every request is decoded before any runs, so one
+    /// that does not decode fails the batch without costing a bootstrap. The timings include
+    /// decoding and encoding.
+    pub fn infer_batch_bytes<B: AsRef<[u8]> + Sync>(
+        &self,
+        key: &ServerKey,
+        requests: &[B],
+    ) -> std::result::Result<Vec<(Vec<u8>, StageTimings)>, BatchError> {
+        let decoded = each(requests.iter().enumerate().collect(), |(index, bytes)| {
+            let started = Instant::now();
+            let request = Request::from_bytes(bytes.as_ref(), self.interface())
+                .map_err(|source| BatchError::Request { index, source })?;
+            Ok((request, started.elapsed()))
+        })?;
+        each(decoded, |(request, decode)| {
+            let (response, mut timings) = self.infer(key, &request)?;
+            timings.decode += decode;
+            let started = Instant::now();
+            let bytes = response.to_bytes()?;
+            timings.encode = started.elapsed();
+            Ok((bytes, timings))
+        })
+        .map_err(BatchError::Execution)
     }
 
     /// Like [`ServerModel::infer`], keeping every intermediate ciphertext.
@@ -443,6 +400,20 @@ impl ServerModel {
             parameter_set: interface.parameter_set,
             logit: x,
         })
+    }
+}
+
+/// Applies `job` to every item: side by side on the current rayon pool for several, on the
+/// calling thread for one (whose stages parallelise inside), so a single request runs where its
+/// caller does.
+fn each<T: Send, U: Send, E: Send>(
+    items: Vec<T>,
+    job: impl Fn(T) -> std::result::Result<U, E> + Sync + Send,
+) -> std::result::Result<Vec<U>, E> {
+    if items.len() == 1 {
+        items.into_iter().map(job).collect()
+    } else {
+        items.into_par_iter().map(job).collect()
     }
 }
 

@@ -6,7 +6,9 @@
 //! touch the network.
 //!
 //! - [`ModelInterface`]: the public contract of a model (no weights).
-//! - [`ServerModel`]: the prepared model; [`ServerModel::infer`] runs one [`Request`].
+//! - [`ServerModel`]: the prepared model; [`ServerModel::infer`] runs one [`Request`],
+//!   [`ServerModel::infer_batch_bytes`] requests as bytes (what a service does), each timed by
+//!   [`StageTimings`].
 //! - [`FhePlan`]: the compiled plan, with bootstrap counts and cost estimate.
 //! - [`encrypt_request`] / [`decrypt_response`]: the client's two steps.
 //!
@@ -22,13 +24,15 @@ mod plan;
 mod scales;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod timings;
 mod wire;
 
 pub use client_side::{decrypt_response, encrypt_request};
-pub use error::{InferError, Result};
-pub use executor::{DecryptedLayer, ExecutionTrace, ServerModel, StageTimings};
+pub use error::{BatchError, InferError, Result};
+pub use executor::{DecryptedLayer, ExecutionTrace, ServerModel};
 pub use interface::{INTERFACE_FORMAT_VERSION, ModelInterface, model_id};
 pub use plan::{
     ActivationPlan, CostModel, FhePlan, InteractionPlan, Kernel, LayerPlan, LookupSummary,
 };
+pub use timings::StageTimings;
 pub use wire::{Request, Response, WIRE_FORMAT_VERSION, decode_batch, encode_batch};

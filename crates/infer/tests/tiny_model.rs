@@ -4,7 +4,9 @@
 
 use dlrm::{Execution, QuantizedModel};
 use fhe::{ClientKey, KeySeed, ParameterSetId, ServerKey};
-use infer::{InferError, Request, Response, ServerModel, decrypt_response, encrypt_request};
+use infer::{
+    BatchError, InferError, Request, Response, ServerModel, decrypt_response, encrypt_request,
+};
 
 fn keys() -> (ClientKey, ServerKey) {
     let client = ClientKey::from_seed(ParameterSetId::default(), KeySeed(11));
@@ -184,6 +186,37 @@ fn bytes_round_trip_and_bad_bytes_are_rejected() {
     assert!(matches!(
         other_server.infer(&server_key, &request),
         Err(InferError::ModelMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_batch_answers_in_order_and_names_the_request_that_does_not_decode() {
+    let model = infer::testing::tiny_model();
+    let server = ServerModel::new(&model, ParameterSetId::default()).unwrap();
+    let interface = server.interface();
+    let (client_key, server_key) = keys();
+    let rows = [([0.5, 1.0], [1, 2]), ([-2.0, 4.0], [0, 9])];
+    let requests: Vec<Vec<u8>> = rows
+        .iter()
+        .map(|(dense, ids)| {
+            let request = encrypt_request(&client_key, interface, dense, ids).unwrap();
+            request.to_bytes().unwrap()
+        })
+        .collect();
+    let answers = server.infer_batch_bytes(&server_key, &requests).unwrap();
+    for ((bytes, timings), (dense, ids)) in answers.iter().zip(&rows) {
+        let response = Response::from_bytes(bytes, interface).unwrap();
+        let numerator = decrypt_response(&client_key, interface, &response).unwrap();
+        let exact = model.forward(&model.quantize_input(dense), ids).unwrap();
+        assert!((numerator - exact as f64).abs() < 0.5);
+        assert!(timings.decode > std::time::Duration::ZERO);
+    }
+
+    let truncated = &requests[1][..requests[1].len() - 1];
+    let batch = [requests[0].as_slice(), truncated];
+    assert!(matches!(
+        server.infer_batch_bytes(&server_key, &batch),
+        Err(BatchError::Request { index: 1, .. })
     ));
 }
 

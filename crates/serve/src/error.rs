@@ -101,6 +101,10 @@ impl From<infer::InferError> for ApiError {
     }
 }
 
+/// The code of a failed call, kept on its response for the log line.
+#[derive(Clone, Copy)]
+pub(crate) struct ErrorCode(pub(crate) &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         #[derive(Serialize)]
@@ -109,6 +113,7 @@ impl IntoResponse for ApiError {
         }
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(Body { error: &self })).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code));
         // Saturation is temporary: tell clients when to try again.
         if matches!(
             status,

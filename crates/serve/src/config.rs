@@ -1,0 +1,109 @@
+//! What a service is started with: its address, limits and pool sizes, and the models it serves.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use infer::ServerModel;
+
+use crate::error::{Result, ServeError};
+
+/// Limits and pool sizes. The defaults suit one machine: FHE work on every core, one call
+/// running at a time (its bootstraps already use every core, and a second concurrent call
+/// makes the latency tail much longer for little throughput, see the README), and a short queue
+/// behind it.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Threads of the rayon pool that runs all FHE work (never the async executor's threads).
+    pub fhe_threads: usize,
+    /// Inference calls running at once on that pool.
+    pub workers: usize,
+    /// Admitted calls waiting for a worker; beyond it calls are refused with 429.
+    pub queue: usize,
+    /// Longest wait for a worker before a call is refused with 503.
+    pub queue_timeout: Duration,
+    /// Longest time to receive a body before the call is refused with 408 (slow clients).
+    pub body_timeout: Duration,
+    /// Longest time to receive a request's headers before the connection is closed (clients
+    /// that open connections and trickle or never finish their headers).
+    pub header_timeout: Duration,
+    /// Largest key upload.
+    pub max_key_bytes: usize,
+    /// Key uploads validated at once; more are refused with 429.
+    pub key_uploads: usize,
+    /// Most requests in one batch call.
+    pub max_batch: usize,
+    /// Decompressed server keys kept in memory (least recently used are dropped).
+    pub key_cache: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Limits {
+            fhe_threads: cores,
+            workers: 1,
+            queue: 4 * cores,
+            queue_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            max_key_bytes: 64 << 20,
+            key_uploads: 2,
+            max_batch: 32,
+            key_cache: 16,
+        }
+    }
+}
+
+impl Limits {
+    /// Refuses limits that would stop the service from ever answering.
+    pub(crate) fn check(&self) -> Result<()> {
+        let counts = [
+            ("fhe_threads", self.fhe_threads),
+            ("workers", self.workers),
+            ("key_uploads", self.key_uploads),
+            ("max_batch", self.max_batch),
+            ("key_cache", self.key_cache),
+        ];
+        match counts.iter().find(|(_, n)| *n == 0) {
+            Some((name, _)) => Err(ServeError::Config(format!(
+                "limit {name} must be at least 1"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// How to start a service.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    pub addr: SocketAddr,
+    pub limits: Limits,
+    /// Stop gracefully on Ctrl-C and SIGTERM (the command line); tests and benchmarks stop the
+    /// service through [`RunningService::shutdown`](crate::RunningService::shutdown) instead.
+    pub handle_signals: bool,
+}
+
+/// A model the service serves, under a name used in its URLs.
+pub struct NamedModel {
+    pub name: String,
+    pub model: ServerModel,
+}
+
+impl NamedModel {
+    /// Refuses a name that would not fit in a URL path segment as it is.
+    pub(crate) fn check_name(&self) -> Result<()> {
+        let name = &self.name;
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if valid {
+            Ok(())
+        } else {
+            Err(ServeError::Config(format!(
+                "model name `{name}`: use letters, digits, `-`, `_` and `.`"
+            )))
+        }
+    }
+}
