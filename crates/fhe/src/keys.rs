@@ -9,7 +9,8 @@ use tfhe::named::Named;
 use tfhe_versionable::{Versionize, VersionsDispatch};
 
 use crate::error::{FheError, Result};
-use crate::params::{FheParameters, ParameterSetId};
+use crate::parameter_set::ParameterSetId;
+use crate::params::FheParameters;
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
 
 /// A 128-bit seed from which keys are derived deterministically. Keep it as secret as the keys.
@@ -120,7 +121,7 @@ impl ClientKey {
     }
 
     /// Generates the server key (bootstrapping key and keyswitching key) in seeded form, with
-    /// its randomness derived from `seed`. Takes about 2 s for the 2_2 set on two cores.
+    /// its randomness derived from `seed` (docs/fhe.md measures the time).
     ///
     /// ```no_run
     /// use fhe::{ClientKey, KeySeed, ParameterSetId};
@@ -279,8 +280,7 @@ impl CompressedServerKey {
         Ok(key)
     }
 
-    /// Expands the seeded masks and converts the bootstrap key to the Fourier domain (about
-    /// 0.5 s for the 2_2 set).
+    /// Expands the seeded masks and converts the bootstrap key to the Fourier domain.
     ///
     /// ```no_run
     /// use fhe::{ClientKey, KeySeed, ParameterSetId};
