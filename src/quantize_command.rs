@@ -76,15 +76,6 @@ pub struct QuantizeArgs {
     pub simulate_seed: u64,
 }
 
-/// A width search's trials as `bits error, ...`.
-fn width_trials(trials: &[dlrm::WidthTrial]) -> String {
-    let trials: Vec<String> = trials
-        .iter()
-        .map(|t| format!("{} {:.4}", t.bits, t.logit_mse))
-        .collect();
-    trials.join(", ")
-}
-
 pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
     let saved = dlrm::load_model(&args.model)?;
     let weights = saved.weights;
@@ -166,43 +157,7 @@ pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
         }
         (result.model, result.report, Some(result.weights))
     };
-    if let Some(kept) = report.embedding_bits {
-        println!(
-            "embedding width: squared logit error by bits: {}; kept {kept} bits",
-            width_trials(&report.embedding_widths)
-        );
-    }
-    if let Some(square) = &report.square {
-        println!(
-            "dot interaction: square width: squared logit error by bits: {}; square table {} bits, boxes of 2^{}, unit {:.2}{}, wrong-box rate {:.4}",
-            width_trials(&report.square_widths),
-            square.lut_bits,
-            square.box_shift,
-            square.square_unit,
-            if square.box_shift == 0 && square.square_unit == 1.0 {
-                " (exact squares)"
-            } else {
-                ""
-            },
-            square.wrong_box_rate
-        );
-    }
-    if !report.square_tables.is_empty() {
-        println!(
-            "dot interaction: square table boxes: squared logit error by table bits: {}",
-            width_trials(&report.square_tables)
-        );
-    }
-    for c in &report.layers {
-        let lut = c.lut_bits.map_or("-".to_string(), |b| b.to_string());
-        let lookups = c
-            .lookup_weight_bits
-            .map_or(String::new(), |b| format!(" ({b} on embeddings)"));
-        println!(
-            "{:>9}: weights {} bits{lookups}, table {lut:>2} bits, max noisy row norm {:>6.1}, wrong-box rate {:.4}, clamped {:.4}",
-            c.name, c.weight_bits, c.max_noisy_row_norm, c.wrong_box_rate, c.clamped_fraction
-        );
-    }
+    print!("{report}");
     model.save(&args.out)?;
     let (name, holdout) = match holdout(&splits) {
         Ok(evaluated) => evaluated,

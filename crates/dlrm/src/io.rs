@@ -1,5 +1,5 @@
 //! Saving and loading models: a directory with `model.json` (format version, architecture,
-//! dataset reference) and `weights.safetensors`. Importing PyTorch weights is in `pytorch.rs`.
+//! dataset reference) and `weights.safetensors`. Importing PyTorch weights is in `pytorch/`.
 
 use std::collections::BTreeMap;
 use std::path::Path;

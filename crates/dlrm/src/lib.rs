@@ -2,6 +2,17 @@
 //! compressor, quantization and the integer reference executor that every encrypted result is
 //! checked against. It must not touch cryptography: ciphertexts live in `fhe` and `embed`.
 //!
+//! The pieces, in the order data flows through them:
+//! - [`ModelConfig`] / [`ModelPreset`]: the architecture; [`DigitCode`]: digit-decomposed tables.
+//! - [`Dlrm`], [`train`], [`evaluate`]: the float model on candle tensors; [`DlrmWeights`]: its
+//!   parameters as plain data; [`save_model`] / [`load_model`], [`import_pytorch_with`].
+//! - [`compress`]: full tables to digit tables.
+//! - [`quantize`] (with [`QuantizeConfig`], [`QuantizeReport`]): float weights to a
+//!   [`QuantizedModel`], the integer model; [`finetune_quantized`]: quantization-aware
+//!   fine-tuning.
+//! - [`QuantizedModel::trace`]: the integer reference executor, exact or with the
+//!   [`NoiseModel`]'s simulated bootstrap noise; [`Metrics`] compares models.
+//!
 //! ```
 //! use dlrm::{Dlrm, ModelPreset};
 //! let data = datasets::SplitData {
@@ -21,15 +32,17 @@ mod config;
 mod digits;
 mod dot;
 mod error;
+mod integer_model;
 mod io;
 mod metrics;
 mod model;
 mod noise;
 mod pytorch;
 mod qat;
-mod quant;
 mod quantize;
+mod reference;
 mod rng;
+mod rounding;
 mod tensors;
 mod train;
 mod weights;
@@ -43,6 +56,9 @@ pub use config::{
 pub use digits::DigitCode;
 pub use dot::{DotInteraction, DotLayout, TABLE_NORM_MAX_ROWS};
 pub use error::{DlrmError, Result};
+pub use integer_model::{
+    InputQuantizer, IntLayer, IntTable, QUANTIZED_FORMAT_VERSION, QuantizedModel,
+};
 pub use io::{
     DatasetReference, MAX_JSON_BYTES, MAX_WEIGHTS_BYTES, MODEL_FILE, MODEL_FORMAT_VERSION,
     SavedModel, WEIGHTS_FILE, load_model, save_model,
@@ -54,13 +70,10 @@ pub use pytorch::{
     ImportOptions, PytorchImport, PytorchLayout, import_pytorch, import_pytorch_with,
 };
 pub use qat::{QatConfig, QatEpoch, QatResult, finetune_quantized, rounded_logits};
-pub use quant::{
-    Execution, InputQuantizer, IntLayer, IntTable, LayerTrace, QUANTIZED_FORMAT_VERSION,
-    QuantizedModel, Trace,
-};
 pub use quantize::{
     LayerChoice, QuantizeConfig, QuantizeReport, SquareChoice, WidthTrial, quantize,
 };
+pub use reference::{Execution, LayerTrace, Trace};
 pub use train::{
     EpochReport, Silent, TrainProgress, TrainReport, evaluate, first_rows, predict_logits, train,
 };

@@ -1,24 +1,12 @@
 //! The trainable DLRM on candle tensors.
 
 use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{Linear, Module};
 
-use crate::qat::Rounding;
 use crate::rng::SplitMix64;
+use crate::rounding::Rounding;
 use crate::weights::dot_pairs;
 use crate::{DenseLayer, DlrmError, DlrmWeights, Interaction, Matrix, ModelConfig, Result};
-
-/// A linear layer's parameters.
-struct Linear {
-    weight: Var,
-    bias: Var,
-}
-
-impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight.as_tensor().t()?)?
-            .broadcast_add(self.bias.as_tensor())?)
-    }
-}
 
 /// A DLRM whose parameters are candle variables, for training and batched evaluation.
 ///
@@ -26,6 +14,7 @@ impl Linear {
 /// batch's lookups are one gather; a table's row is the sum of its parts, one matrix product.
 pub struct Dlrm {
     config: ModelConfig,
+    /// Every layer has a bias; its weight and bias tensors are variables listed in `vars`.
     bottom: Vec<Linear>,
     top: Vec<Linear>,
     /// Stacked stored rows of all tables, `sum_t stored_rows(t) x d`.
@@ -38,6 +27,8 @@ pub struct Dlrm {
     dot_positions: Option<Tensor>,
     /// The integer model's rounding, replayed during quantization-aware fine-tuning.
     rounding: Option<Rounding>,
+    /// Every trainable variable: the embeddings, then each layer's weight and bias.
+    vars: Vec<Var>,
 }
 
 /// One mini-batch in the model's input form.
@@ -116,15 +107,22 @@ impl Dlrm {
         weights.validate()?;
         let device = Device::Cpu;
         let config = weights.config.clone();
-        let linear = |layer: &DenseLayer| -> Result<Linear> {
+        let mut layer_vars = Vec::new();
+        let mut linear = |layer: &DenseLayer| -> Result<Linear> {
             let w = &layer.weight;
-            Ok(Linear {
-                weight: Var::from_slice(&w.data, (w.rows, w.cols), &device)?,
-                bias: Var::from_slice(&layer.bias, layer.bias.len(), &device)?,
-            })
+            let weight = Var::from_slice(&w.data, (w.rows, w.cols), &device)?;
+            let bias = Var::from_slice(&layer.bias, layer.bias.len(), &device)?;
+            // The layer holds the variables' own tensors, so the optimiser's updates reach it.
+            let linear = Linear::new(weight.as_tensor().clone(), Some(bias.as_tensor().clone()));
+            layer_vars.extend([weight, bias]);
+            Ok(linear)
         };
-        let bottom = weights.bottom.iter().map(linear).collect::<Result<_>>()?;
-        let top = weights.top.iter().map(linear).collect::<Result<_>>()?;
+        let bottom: Vec<Linear> = weights
+            .bottom
+            .iter()
+            .map(&mut linear)
+            .collect::<Result<_>>()?;
+        let top: Vec<Linear> = weights.top.iter().map(&mut linear).collect::<Result<_>>()?;
         let d = config.embedding_dim;
         let mut table_offsets = Vec::with_capacity(config.tables.len());
         let mut stacked = Vec::new();
@@ -133,6 +131,9 @@ impl Dlrm {
             stacked.extend_from_slice(&table.data);
         }
         let embeddings = Var::from_vec(stacked.clone(), (stacked.len() / d, d), &device)?;
+        let vars = std::iter::once(embeddings.clone())
+            .chain(layer_vars)
+            .collect();
         let parts: usize = config.tables.iter().map(|t| t.parts()).sum();
         let part_sums = if parts == config.tables.len() {
             None
@@ -169,6 +170,7 @@ impl Dlrm {
             part_sums,
             dot_positions,
             rounding: None,
+            vars,
         })
     }
 
@@ -192,10 +194,10 @@ impl Dlrm {
     /// ```
     pub fn to_weights(&self) -> Result<DlrmWeights> {
         let layer = |l: &Linear| -> Result<DenseLayer> {
-            let (rows, cols) = l.weight.as_tensor().dims2()?;
+            let (rows, cols) = l.weight().dims2()?;
             Ok(DenseLayer {
-                weight: Matrix::new(rows, cols, l.weight.as_tensor().flatten_all()?.to_vec1()?)?,
-                bias: l.bias.as_tensor().to_vec1()?,
+                weight: Matrix::new(rows, cols, l.weight().flatten_all()?.to_vec1()?)?,
+                bias: layer_bias(l).to_vec1()?,
             })
         };
         let d = self.config.embedding_dim;
@@ -220,12 +222,7 @@ impl Dlrm {
 
     /// Every trainable variable (for the optimiser).
     pub fn vars(&self) -> Vec<Var> {
-        let mut vars = vec![self.embeddings.clone()];
-        for layer in self.bottom.iter().chain(&self.top) {
-            vars.push(layer.weight.clone());
-            vars.push(layer.bias.clone());
-        }
-        vars
+        self.vars.clone()
     }
 
     /// Builds the batch of `rows` of `data` (which must match the model's tables).
@@ -292,7 +289,7 @@ impl Dlrm {
         };
         for (k, layer) in self.bottom.iter().enumerate() {
             x = match rounding {
-                Some(r) => r.layer(k, &x, layer.weight.as_tensor(), layer.bias.as_tensor())?,
+                Some(r) => r.layer(k, &x, layer.weight(), layer_bias(layer))?,
                 None => layer.forward(&x)?.relu()?,
             };
         }
@@ -321,7 +318,7 @@ impl Dlrm {
         for (k, layer) in self.top.iter().enumerate() {
             if let Some(r) = rounding {
                 let index = self.bottom.len() + k;
-                z = r.layer(index, &z, layer.weight.as_tensor(), layer.bias.as_tensor())?;
+                z = r.layer(index, &z, layer.weight(), layer_bias(layer))?;
                 continue;
             }
             z = layer.forward(&z)?;
@@ -331,6 +328,11 @@ impl Dlrm {
         }
         Ok(z.squeeze(1)?)
     }
+}
+
+/// A layer's bias: every layer of this model has one.
+fn layer_bias(layer: &Linear) -> &Tensor {
+    layer.bias().expect("every layer is made with a bias")
 }
 
 /// Mean binary cross-entropy of `logits` against 0/1 `labels`, computed stably:

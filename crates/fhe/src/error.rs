@@ -1,6 +1,6 @@
 //! The one error type of the crate.
 
-use crate::params::ParameterSetId;
+use crate::parameter_set::ParameterSetId;
 
 /// Everything that can go wrong in this crate. Bad input (wrong parameter set, wrong lengths,
 /// truncated or oversized bytes, values that do not fit an encoding) is reported here, never by a

@@ -4,9 +4,9 @@
 
 use rayon::prelude::*;
 
-use crate::ciphertext::LweBatch;
 use crate::encoding::Encoding;
 use crate::error::{FheError, Result};
+use crate::lwe_batch::LweBatch;
 
 /// Ciphertext words processed together: a block of every input ciphertext stays in cache while
 /// all output rows are accumulated over it.
@@ -159,7 +159,7 @@ impl LweDenseLayer {
 
 /// Accumulates `out[o][..] = sum_j W[o][j] * x_j[start..start + width]` for every output row
 /// `o`, where `width = out.len() / outputs`. On AVX-512 machines the loop is compiled with the
-/// 64-bit vector multiply (about 2x faster than the default x86-64 code).
+/// 64-bit vector multiply, faster than the default x86-64 code (docs/fhe.md).
 fn accumulate_block(
     out: &mut [u64],
     weights: &[i64],

@@ -9,7 +9,8 @@ use tfhe::named::Named;
 use tfhe_versionable::{Versionize, VersionsDispatch};
 
 use crate::error::{FheError, Result};
-use crate::params::{FheParameters, ParameterSetId};
+use crate::parameter_set::ParameterSetId;
+use crate::params::FheParameters;
 use crate::wiped::Wiped;
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
 
@@ -129,7 +130,7 @@ impl ClientKey {
     }
 
     /// Generates the server key (bootstrapping key and keyswitching key) in seeded form, with
-    /// its randomness derived from `seed`. Takes about 2 s for the 2_2 set on two cores.
+    /// its randomness derived from `seed` (docs/fhe.md measures the time).
     ///
     /// ```no_run
     /// use fhe::{ClientKey, KeySeed, ParameterSetId};
@@ -288,8 +289,7 @@ impl CompressedServerKey {
         Ok(key)
     }
 
-    /// Expands the seeded masks and converts the bootstrap key to the Fourier domain (about
-    /// 0.5 s for the 2_2 set).
+    /// Expands the seeded masks and converts the bootstrap key to the Fourier domain.
     ///
     /// ```no_run
     /// use fhe::{ClientKey, KeySeed, ParameterSetId};

@@ -7,33 +7,43 @@
 //! - [`ClientKey`], [`CompressedServerKey`], [`ServerKey`]: keys, with a versioned, size-limited
 //!   wire format for everything that crosses the network.
 //! - [`ClientKey::encrypt_glwe_batch`]: coefficient-packed queries as seeded GLWE ciphertexts.
+//! - [`GlweBatch::to_ntt`] / [`NttGlweBatch`]: queries transformed once to the NTT domain.
 //! - [`PackedMatrix`]: plaintext matrix x packed vector products in the NTT domain
 //!   ([`PackedMatVecLayout`] says where inputs and outputs sit).
 //! - [`GlweBatch::extract`]: sample extraction into big-key LWE ciphertexts, in caller order.
 //! - [`LweDenseLayer`]: integer dense layers on LWE ciphertexts.
 //! - [`ServerKey::keyswitch_bootstrap`] with a [`LookupTable`]: activations and requantisation.
 
-mod ciphertext;
 mod encoding;
+mod encryption;
 mod error;
 mod gemm;
+mod glwe_batch;
 mod keys;
+mod lwe_batch;
 mod matvec;
+mod matvec_layout;
 mod ntt;
+mod ntt_glwe_batch;
+mod parameter_set;
 mod params;
 mod pbs;
+mod sample_extraction;
 mod sizes;
 mod wiped;
 mod wire;
 
-pub use ciphertext::{CoefficientSlot, GlweBatch, LweBatch, SeededGlweBatch};
-pub use ciphertext::{LweBatchVersions, SeededGlweBatchVersions};
 pub use encoding::Encoding;
 pub use error::{FheError, Result};
 pub use gemm::LweDenseLayer;
+pub use glwe_batch::{CoefficientSlot, GlweBatch, SeededGlweBatch, SeededGlweBatchVersions};
 pub use keys::{ClientKey, CompressedServerKey, KeySeed, ServerKey};
 pub use keys::{ClientKeyVersions, CompressedServerKeyVersions};
-pub use matvec::{NttGlweBatch, PackedMatVecLayout, PackedMatrix};
-pub use params::{FheParameters, ParameterSetId, ParameterSetIdVersions};
+pub use lwe_batch::{LweBatch, LweBatchVersions};
+pub use matvec::PackedMatrix;
+pub use matvec_layout::PackedMatVecLayout;
+pub use ntt_glwe_batch::NttGlweBatch;
+pub use parameter_set::{ParameterSetId, ParameterSetIdVersions};
+pub use params::FheParameters;
 pub use pbs::LookupTable;
 pub use sizes::{LutBits, LweDimension, PolynomialSize, ScaleLog};

@@ -131,8 +131,8 @@ impl NttAccumulator {
 
     /// Adds `sum_i glwe_i * weights_i` (every polynomial of each ciphertext times its
     /// plaintext). The caller keeps the accumulated L1 norm within [`MAX_ACCUMULATED_L1_NORM`].
-    /// (Each product streams whole polynomials; a coefficient-blocked order that keeps the
-    /// accumulator in L1 measured 10-15% slower on the MiniLM table.)
+    /// (Each product streams whole polynomials: a coefficient-blocked order that keeps the
+    /// accumulator in L1 was slower, docs/fhe.md.)
     pub(crate) fn add_products(&mut self, plan: &Plan32, products: &[(&NttGlwe, &NttPolynomial)]) {
         let n = plan.ntt_size();
         for (glwe, weights) in products {

@@ -5,11 +5,12 @@
 use rayon::prelude::*;
 use tfhe::core_crypto::prelude::*;
 
-use crate::ciphertext::LweBatch;
 use crate::encoding::Encoding;
 use crate::error::{FheError, Result};
 use crate::keys::{ServerKey, check_parameter_set};
-use crate::params::{FheParameters, ParameterSetId};
+use crate::lwe_batch::LweBatch;
+use crate::parameter_set::ParameterSetId;
+use crate::params::FheParameters;
 use crate::sizes::{LutBits, ScaleLog};
 
 /// A lookup table over `2^bits` boxes of the positive half torus: an input whose phase is about
@@ -88,7 +89,7 @@ impl ServerKey {
     /// Keyswitches each big-key ciphertext to the small key, switches its modulus to `2N` with
     /// the centred switch, blind-rotates `lut` and extracts the constant coefficient: one fresh
     /// big-key ciphertext of `lut(input)` per input, with bootstrap-level noise. Ciphertexts are
-    /// processed in parallel (about 35 ms each on one core for the 2_2 set).
+    /// processed in parallel.
     ///
     /// ```no_run
     /// use fhe::{ClientKey, Encoding, KeySeed, LookupTable, LutBits, ParameterSetId, ScaleLog};

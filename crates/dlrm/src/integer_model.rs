@@ -1,18 +1,14 @@
-//! The quantized integer model and its reference executor: the oracle the encrypted executor
-//! is checked against. Everything here is plain integer arithmetic on the model file's numbers;
-//! the only floating point is the client's input scaling, the final `logit_scale` and the noise
-//! of `simulate` mode.
+//! The quantized integer model: its data (input quantizer, integer layers and tables, the dot
+//! interaction's square table), its file format and the checks that make an untrusted model file
+//! safe to run. Running it is in `reference.rs`.
 
 use std::path::Path;
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::activation::{ActivationTable, MAX_VALUE_BITS};
 use crate::dot::{DotInteraction, DotLayout};
 use crate::io::{read_json, write_json};
-use crate::rng::SplitMix64;
-use crate::weights::check_row;
 use crate::{DlrmError, Interaction, ModelConfig, NoiseModel, Result, TableConfig};
 
 /// Version of the quantized model format this crate writes and reads. Version 2 changed the dot
@@ -183,39 +179,6 @@ pub struct QuantizedModel {
     pub dot: Option<DotInteraction>,
 }
 
-/// Every accumulator and activation of one reference run (for layer-by-layer comparison with
-/// the encrypted executor).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Trace {
-    /// Integer inputs of the first top layer: bottom output then the embedding sums (concat)
-    /// or the pair features (dot).
-    pub top_input: Vec<i64>,
-    /// The dot interaction's square inputs and squares (`None` for concat).
-    pub interaction: Option<LayerTrace>,
-    /// Per layer (bottom then top): accumulators and the activations the tables returned.
-    pub layers: Vec<LayerTrace>,
-    /// The output layer's accumulator, with the simulated noise when simulating.
-    pub logit_numerator: f64,
-}
-
-/// One layer of a [`Trace`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct LayerTrace {
-    pub accumulators: Vec<i64>,
-    /// Empty for the output layer.
-    pub activations: Vec<i64>,
-}
-
-/// Whether the reference runs exactly or with simulated bootstrap noise.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Execution {
-    /// Exact integer semantics: what a noiseless encrypted executor computes.
-    Exact,
-    /// Adds the noise model's Gaussian noise before every bootstrap and to the output, seeded
-    /// per row by `seed ^ row` so runs are reproducible.
-    Simulate { seed: u64 },
-}
-
 impl QuantizedModel {
     /// Checks the model's consistency: shapes, bit widths, tables, and that no accumulator can
     /// overflow `i64` (quantized model files are untrusted).
@@ -330,88 +293,6 @@ impl QuantizedModel {
         self.input.quantize(dense)
     }
 
-    /// The exact logit numerator of one row (integer inputs from [`QuantizedModel::quantize_input`]).
-    pub fn forward(&self, dense: &[i64], ids: &[u32]) -> Result<i64> {
-        let trace = self.trace(dense, ids, Execution::Exact, 0)?;
-        Ok(trace.logit_numerator as i64)
-    }
-
-    /// The logit (`numerator x logit_scale`) of one row of raw features.
-    pub fn logit(&self, dense: &[f32], ids: &[u32], execution: Execution, row: u64) -> Result<f64> {
-        let trace = self.trace(&self.quantize_input(dense), ids, execution, row)?;
-        Ok(trace.logit_numerator * self.logit_scale)
-    }
-
-    /// Runs one row, recording every layer. `row` seeds the simulated noise.
-    pub fn trace(
-        &self,
-        dense: &[i64],
-        ids: &[u32],
-        execution: Execution,
-        row: u64,
-    ) -> Result<Trace> {
-        check_row(&self.config, dense.len(), ids)?;
-        let input_limit = value_limit(self.input.bits) + 1;
-        if dense.iter().any(|x| x.abs() > input_limit) {
-            return Err(DlrmError::shape(format!(
-                "dense inputs must fit {} signed bits",
-                self.input.bits
-            )));
-        }
-        let mut noise = match execution {
-            Execution::Exact => None,
-            Execution::Simulate { seed } => {
-                Some(SplitMix64::new(seed ^ row.wrapping_mul(0x9e37_79b9)))
-            }
-        };
-        let mut layers = Vec::with_capacity(self.bottom.len() + self.top.len());
-        let mut x = dense.to_vec();
-        for k in 0..self.bottom.len() {
-            x = self.hidden_layer(k, &x, noise.as_mut(), &mut layers);
-        }
-        let d = self.config.embedding_dim;
-        for ((table, spec), &id) in self.tables.iter().zip(&self.config.tables).zip(ids) {
-            x.extend(table.lookup(spec, d, id));
-        }
-        let interaction = match &self.dot {
-            None => None,
-            Some(dot) => {
-                let layout = DotLayout::of(&self.config);
-                let (inputs, squares, features) =
-                    dot.interact(&layout, &x, |u, reads| match noise.as_mut() {
-                        None => dot.square.apply(u),
-                        Some(rng) => self.noisy_activation(&dot.square, u, reads.sqrt(), rng),
-                    });
-                x.truncate(self.config.bottom_output());
-                x.extend(features);
-                Some(LayerTrace {
-                    accumulators: inputs,
-                    activations: squares,
-                })
-            }
-        };
-        let top_input = x.clone();
-        let (output, hidden) = self.top.split_last().expect("validated: top is not empty");
-        for k in 0..hidden.len() {
-            x = self.hidden_layer(self.bottom.len() + k, &x, noise.as_mut(), &mut layers);
-        }
-        let accumulators = output.accumulate(&x);
-        let mut logit_numerator = accumulators[0] as f64;
-        if let Some(rng) = noise.as_mut() {
-            logit_numerator += rng.normal() * self.output_noise_sd();
-        }
-        layers.push(LayerTrace {
-            accumulators,
-            activations: Vec::new(),
-        });
-        Ok(Trace {
-            top_input,
-            interaction,
-            layers,
-            logit_numerator,
-        })
-    }
-
     /// How many independent bootstrap outputs each input of layer `index` (bottom layers, then
     /// top layers) sums: none for the client's fresh inputs and the exact embedding sums, one
     /// for an activation, and for a dot pair feature the bootstrapped squares it sums
@@ -432,134 +313,6 @@ impl QuantizedModel {
     /// ```
     pub fn column_noises(&self, index: usize) -> Vec<f64> {
         column_noises(&self.config, index)
-    }
-
-    /// Standard deviation of the bootstrap noise the logit numerator carries, in numerator
-    /// units: the output row's norm over the columns fed by bootstraps times the bootstrap output
-    /// noise (what `simulate` adds to the output).
-    pub fn output_noise_sd(&self) -> f64 {
-        let index = self.bottom.len() + self.top.len() - 1;
-        let output = self.top.last().expect("validated: top is not empty");
-        let norm = output.noise_norm(0, &self.column_noises(index));
-        self.noise.accumulator_sd(norm, self.output_acc_bits)
-    }
-
-    /// Layer `index` (bottom, then top) and its activations, recorded in `layers`.
-    fn hidden_layer(
-        &self,
-        index: usize,
-        x: &[i64],
-        noise: Option<&mut SplitMix64>,
-        layers: &mut Vec<LayerTrace>,
-    ) -> Vec<i64> {
-        let layer = self
-            .bottom
-            .iter()
-            .chain(&self.top)
-            .nth(index)
-            .expect("a layer index");
-        let table = layer
-            .activation
-            .as_ref()
-            .expect("validated: hidden layers have tables");
-        let accumulators = layer.accumulate(x);
-        let activations: Vec<i64> = match noise {
-            None => accumulators.iter().map(|&a| table.apply(a)).collect(),
-            Some(rng) => {
-                let noises = self.column_noises(index);
-                accumulators
-                    .iter()
-                    .enumerate()
-                    .map(|(r, &a)| {
-                        self.noisy_activation(table, a, layer.noise_norm(r, &noises), rng)
-                    })
-                    .collect()
-            }
-        };
-        layers.push(LayerTrace {
-            accumulators,
-            activations: activations.clone(),
-        });
-        activations
-    }
-
-    /// What a bootstrap of `table` returns for accumulator `acc` whose inputs' noise is
-    /// multiplied by `norm`, with the noise drawn from `rng`.
-    fn noisy_activation(
-        &self,
-        table: &ActivationTable,
-        acc: i64,
-        norm: f64,
-        rng: &mut SplitMix64,
-    ) -> i64 {
-        // One unit of 1/(2N) in accumulator units: a box is 2^box_shift accumulator units and
-        // N / 2^lut_bits noise units wide.
-        let units =
-            (1u64 << (table.box_shift + table.lut_bits)) as f64 / self.noise.polynomial_size as f64;
-        let sd = self.noise.bootstrap_input_sd(norm) * units;
-        let phase = acc as f64 + rng.normal() * sd;
-        i64::from(table.entries[table.noisy_box_index(phase)])
-    }
-
-    /// Logits of every row of a dataset split, in parallel.
-    pub fn logits(&self, data: &datasets::SplitData, execution: Execution) -> Result<Vec<f64>> {
-        (0..data.rows())
-            .into_par_iter()
-            .map(|r| {
-                self.logit(
-                    data.dense_row(r),
-                    data.categorical_row(r),
-                    execution,
-                    r as u64,
-                )
-            })
-            .collect()
-    }
-
-    /// How often bootstrap noise leaves the predicted class (`logit > 0`) as the exact reference
-    /// has it: over the rows of `data`, the mean of [`QuantizedModel::simulated_class_kept`]
-    /// with seeds `0..runs`. What an encrypted run's agreement with the reference should be.
-    pub fn simulated_class_agreement(&self, data: &datasets::SplitData, runs: u64) -> Result<f64> {
-        if runs == 0 || data.rows() == 0 {
-            return Err(DlrmError::shape(
-                "class agreement needs at least one run and one row",
-            ));
-        }
-        let kept = (0..data.rows())
-            .into_par_iter()
-            .map(|r| {
-                let dense = self.quantize_input(data.dense_row(r));
-                self.simulated_class_kept(&dense, data.categorical_row(r), r as u64, 0..runs)
-            })
-            .collect::<Result<Vec<f64>>>()?;
-        Ok(kept.iter().sum::<f64>() / data.rows() as f64)
-    }
-
-    /// The fraction of seeded `simulate` passes of one row (integer inputs; `row` seeds the
-    /// noise as in [`QuantizedModel::trace`]) whose class (`numerator > 0`) is the exact
-    /// reference's; 1 when `seeds` is empty.
-    pub fn simulated_class_kept(
-        &self,
-        dense: &[i64],
-        ids: &[u32],
-        row: u64,
-        seeds: impl IntoIterator<Item = u64>,
-    ) -> Result<f64> {
-        let positive = |execution| {
-            self.trace(dense, ids, execution, row)
-                .map(|trace| trace.logit_numerator > 0.0)
-        };
-        let reference = positive(Execution::Exact)?;
-        let (mut kept, mut passes) = (0usize, 0usize);
-        for seed in seeds {
-            kept += usize::from(positive(Execution::Simulate { seed })? == reference);
-            passes += 1;
-        }
-        Ok(if passes == 0 {
-            1.0
-        } else {
-            kept as f64 / passes as f64
-        })
     }
 
     /// Writes the model as JSON.
