@@ -13,10 +13,10 @@ use fhe::ClientKey;
 use hdrhistogram::Histogram;
 use serve::{DirectoryKeyStore, NamedModel, RunningService, ServiceConfig};
 
-use crate::session::{Session, SessionArgs, model_name, split_rows};
 use crate::logging::{self, LogFormat};
 use crate::percentile_plot::percentile_plot;
 use crate::serve_command::LimitArgs;
+use crate::session::{Session, SessionArgs, model_name, split_rows};
 
 #[derive(Args)]
 pub struct BenchServeArgs {

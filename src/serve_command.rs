@@ -12,8 +12,8 @@ use fhe::ParameterSetId;
 use infer::ServerModel;
 use serve::{DirectoryKeyStore, Limits, NamedModel, RunningService, ServiceConfig};
 
-use crate::session::{model_name, parameter_set};
 use crate::logging::{self, LogFormat};
+use crate::session::{model_name, parameter_set};
 
 #[derive(Args)]
 pub struct ServeArgs {
