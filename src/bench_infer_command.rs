@@ -10,7 +10,7 @@ use crate::report::print_summary;
 use crate::session::{Session, SessionArgs, encoded_rows, split_rows};
 
 #[derive(Args)]
-pub struct BenchInferArgs {
+pub(crate) struct BenchInferArgs {
     #[command(flatten)]
     pub session: SessionArgs,
     #[arg(long, default_value = "test")]
@@ -26,7 +26,7 @@ pub struct BenchInferArgs {
 
 /// `dlrm-he bench infer`: server compute per request (median), bootstraps, the floor ratio,
 /// sizes and client times, with the encrypted results checked against the reference.
-pub fn bench_infer(args: BenchInferArgs) -> anyhow::Result<()> {
+pub(crate) fn bench_infer(args: BenchInferArgs) -> anyhow::Result<()> {
     if args.requests == 0 {
         bail!("--requests must be at least 1");
     }

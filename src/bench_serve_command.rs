@@ -19,7 +19,7 @@ use crate::serve_command::LimitArgs;
 use crate::session::{Session, SessionArgs, model_name, split_rows};
 
 #[derive(Args)]
-pub struct BenchServeArgs {
+pub(crate) struct BenchServeArgs {
     #[command(flatten)]
     pub session: SessionArgs,
     #[arg(long, default_value = "test")]
@@ -76,7 +76,7 @@ const INFER_ENDPOINT: &str = "POST /v1/models/{name}/infer";
 
 /// `dlrm-he bench serve`: starts the service on a loopback port in this process, registers
 /// keys, and drives it with concurrent clients.
-pub fn run(args: BenchServeArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: BenchServeArgs) -> anyhow::Result<()> {
     if args.clients == 0 || args.requests == 0 || args.registered_keys == 0 {
         bail!("--clients, --requests and --registered-keys must be at least 1");
     }

@@ -11,7 +11,7 @@ use dlrm::{
 use crate::training::{PresetArg, TrainSettings, holdout, open_splits, table_rows, train_model};
 
 #[derive(Args)]
-pub struct CompressArgs {
+pub(crate) struct CompressArgs {
     /// Model directory with full tables.
     #[arg(long)]
     pub model: PathBuf,
@@ -42,7 +42,7 @@ pub struct CompressArgs {
     pub out: PathBuf,
 }
 
-pub fn compress(args: CompressArgs) -> anyhow::Result<()> {
+pub(crate) fn compress(args: CompressArgs) -> anyhow::Result<()> {
     let splits = open_splits(&args.data)?;
     let saved = dlrm::load_model(&args.model)?;
     let full = saved.weights;

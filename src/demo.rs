@@ -14,7 +14,7 @@ use crate::train_command::{TablesArg, TrainArgs};
 use crate::training::{PresetArg, TrainSettings};
 
 #[derive(Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Working directory for everything the demo writes (replaced if it holds an earlier demo).
     #[arg(long, default_value = "out/demo")]
     pub dir: PathBuf,
@@ -29,7 +29,7 @@ pub struct DemoArgs {
     pub encrypted_rows: usize,
 }
 
-pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
     let raw = args.dir.join("synthetic-criteo.tsv");
     let prepared = args.dir.join("prepared");
     // Only a directory this command made is cleared, so a mistyped --dir cannot eat other data.

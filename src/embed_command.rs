@@ -14,7 +14,7 @@ use embed::{EmbedError, LookupPlan, OutputOrder};
 use fhe::{ClientKey, KeySeed, ParameterSetId, SeededGlweBatch};
 
 #[derive(Args)]
-pub struct EmbedArgs {
+pub(crate) struct EmbedArgs {
     /// Model directory holding `tokenizer.json` and `model.safetensors` (for example
     /// all-MiniLM-L6-v2).
     #[arg(long)]
@@ -34,6 +34,9 @@ pub struct EmbedArgs {
     #[arg(long, value_enum, default_value_t = OrderArg::TokenMajor)]
     pub order: OrderArg,
     /// Leave out the tokenizer's special tokens ([CLS], [SEP]).
+    // clap prints this comment verbatim as the `--help` text, where `\[CLS\]` would keep its
+    // backslashes; rustdoc shows an unresolved link as its plain text.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long)]
     pub no_special_tokens: bool,
     /// Seed of the client key (default: drawn from the operating system).
@@ -42,14 +45,14 @@ pub struct EmbedArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-pub enum OrderArg {
+pub(crate) enum OrderArg {
     /// Every component of token 1, then of token 2, ...
     TokenMajor,
     /// Component 0 of every token, then component 1, ...
     ComponentMajor,
 }
 
-pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let options = EmbedOptions {
         tensor: args.tensor,
         bits: args.bits,
@@ -78,7 +81,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
 
 /// How [`run_embed_command`] sends the tokens of a text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum LookupMode {
+pub(crate) enum LookupMode {
     /// One query and one lookup for the whole prompt.
     #[default]
     Prompt,
@@ -88,7 +91,7 @@ pub enum LookupMode {
 
 /// Options of [`run_embed_command`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EmbedOptions {
+pub(crate) struct EmbedOptions {
     /// Name of the token-embedding tensor in `model.safetensors`.
     pub tensor: String,
     /// Width of the quantised integers.
@@ -119,7 +122,7 @@ impl Default for EmbedOptions {
 
 /// Wall-clock time of each stage of [`run_embed_command`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EmbedStageTimings {
+pub(crate) struct EmbedStageTimings {
     /// Reading the tokenizer and the tensor, quantising.
     pub load: Duration,
     /// Server: packing and transforming the table (once per model).
@@ -136,7 +139,7 @@ pub struct EmbedStageTimings {
 
 /// What [`run_embed_command`] did and measured; `Display` prints it for people.
 #[derive(Clone, Debug, PartialEq)]
-pub struct EmbedReport {
+pub(crate) struct EmbedReport {
     /// Rows and dimension of the table.
     pub table_shape: (usize, usize),
     /// Quantisation width.
@@ -167,7 +170,7 @@ pub struct EmbedReport {
 
 impl EmbedReport {
     /// Whether every decrypted output equals the quantised integer table.
-    pub fn is_exact(&self) -> bool {
+    pub(crate) fn is_exact(&self) -> bool {
         self.integer_mismatches == 0
     }
 }
@@ -238,7 +241,7 @@ impl fmt::Display for EmbedReport {
 /// Embeds `text` with the model in `model_dir` under encryption and checks the result: load and
 /// quantise the table, pack it (server), generate a client key, encrypt the token ids, look them
 /// up, decrypt, and compare with the integer and the float table.
-pub fn run_embed_command(
+pub(crate) fn run_embed_command(
     model_dir: &Path,
     text: &str,
     options: &EmbedOptions,

@@ -11,7 +11,7 @@ use dlrm::{Dlrm, Execution, Metrics, QuantizedModel};
 use crate::import_command::InteractionArg;
 
 #[derive(Args)]
-pub struct EvalArgs {
+pub(crate) struct EvalArgs {
     /// A model directory (from `train` or `compress`).
     #[arg(long, conflicts_with_all = ["quantized", "pytorch"])]
     pub model: Option<PathBuf>,
@@ -38,7 +38,7 @@ pub struct EvalArgs {
     pub split: String,
 }
 
-pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
+pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let dataset = PreparedDataset::open(&args.data)?;
     let data = dataset.load_split(&args.split)?;
     let metrics = if let Some(path) = &args.quantized {

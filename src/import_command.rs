@@ -26,7 +26,7 @@ impl From<InteractionArg> for Interaction {
 }
 
 #[derive(Args)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// The checkpoint: a safetensors file of the model's state dict (docs/dlrm.md says how to
     /// write one from PyTorch or TorchRec).
     pub checkpoint: PathBuf,
@@ -49,7 +49,7 @@ pub struct ImportArgs {
     pub out: PathBuf,
 }
 
-pub fn import(args: ImportArgs) -> anyhow::Result<()> {
+pub(crate) fn import(args: ImportArgs) -> anyhow::Result<()> {
     if args.out.exists() {
         bail!(
             "{} already exists (choose another --out or remove it)",

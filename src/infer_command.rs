@@ -12,7 +12,7 @@ use crate::report::{ms, print_summary};
 use crate::session::{Remote, Session, SessionArgs, encoded_rows, model_name, split_rows};
 
 #[derive(Args)]
-pub struct InferArgs {
+pub(crate) struct InferArgs {
     #[command(flatten)]
     pub session: SessionArgs,
     /// Raw rows in the dataset's own format (Criteo TSV, UCI heart CSV lines).
@@ -43,7 +43,7 @@ pub struct InferArgs {
     pub server_model: Option<String>,
 }
 
-pub fn infer(args: InferArgs) -> anyhow::Result<()> {
+pub(crate) fn infer(args: InferArgs) -> anyhow::Result<()> {
     let mut session = Session::open(&args.session.model, &args.session.keys)?;
     if let Some(url) = &args.server {
         let name = match &args.server_model {

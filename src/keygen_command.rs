@@ -10,7 +10,7 @@ use fhe::ParameterSetId;
 use crate::session::parameter_set;
 
 #[derive(Args)]
-pub struct KeygenArgs {
+pub(crate) struct KeygenArgs {
     /// Directory to create: client.key (secret), server.key (compressed, for the server), keys.json.
     #[arg(long)]
     pub out: PathBuf,
@@ -18,7 +18,7 @@ pub struct KeygenArgs {
     pub parameter_set: ParameterSetId,
 }
 
-pub fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
+pub(crate) fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let keys = KeyDirectory::generate(&args.out, args.parameter_set)?;
     println!(

@@ -11,7 +11,7 @@ use tracing_subscriber::filter::LevelFilter;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// One human-readable line per event.
     Text,
     /// One JSON object per line: the event's fields at the top level, its span's under `span`.
@@ -19,7 +19,7 @@ pub enum LogFormat {
 }
 
 /// Writes the events of the whole process to stderr in `format`.
-pub fn install(format: LogFormat) -> anyhow::Result<()> {
+pub(crate) fn install(format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env()

@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 /// A percentile plot of latency histograms (one line per series), as a standalone SVG: the x
 /// axis is the percentile on the usual `1 / (1 - q)` scale (50%, 90%, 99%, 99.9%), the y axis
 /// the latency in milliseconds.
-pub fn percentile_plot(series: &[(&str, &Histogram<u64>)], title: &str) -> String {
+pub(crate) fn percentile_plot(series: &[(&str, &Histogram<u64>)], title: &str) -> String {
     const WIDTH: f64 = 720.0;
     const HEIGHT: f64 = 420.0;
     const LEFT: f64 = 70.0;

@@ -12,7 +12,7 @@ use infer::ServerModel;
 use crate::session::parameter_set;
 
 #[derive(Args)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// Quantized model file (from `dlrm-he quantize`).
     pub model: PathBuf,
     #[arg(long, value_parser = parameter_set, default_value_t = ParameterSetId::default())]
@@ -22,7 +22,7 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
+pub(crate) fn plan(args: PlanArgs) -> anyhow::Result<()> {
     let model = QuantizedModel::load(&args.model)?;
     let server = ServerModel::new(&model, args.parameter_set)
         .with_context(|| format!("compiling {}", args.model.display()))?;

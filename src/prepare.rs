@@ -12,7 +12,7 @@ use datasets::uci::UciOptions;
 use crate::progress::Bar;
 
 #[derive(Subcommand)]
-pub enum PrepareCommand {
+pub(crate) enum PrepareCommand {
     /// UCI heart disease (`processed.*.data`) into train/test splits.
     Uci(UciArgs),
     /// Criteo Kaggle/Terabyte TSV (plain, .gz or .zst) into train/val/test splits.
@@ -22,7 +22,7 @@ pub enum PrepareCommand {
 }
 
 #[derive(Args)]
-pub struct UciArgs {
+pub(crate) struct UciArgs {
     /// Raw UCI file (e.g. processed.cleveland.data).
     #[arg(long)]
     pub input: PathBuf,
@@ -78,7 +78,7 @@ pub struct CriteoArgs {
 }
 
 #[derive(Args)]
-pub struct SyntheticArgs {
+pub(crate) struct SyntheticArgs {
     /// Output TSV file (compressed if it ends in .gz or .zst).
     #[arg(long)]
     pub out: PathBuf,
@@ -109,7 +109,7 @@ impl From<&CriteoArgs> for CriteoOptions {
     }
 }
 
-pub fn run(command: PrepareCommand) -> anyhow::Result<()> {
+pub(crate) fn run(command: PrepareCommand) -> anyhow::Result<()> {
     match command {
         PrepareCommand::Uci(args) => {
             let options = UciOptions {
@@ -138,7 +138,9 @@ pub fn run(command: PrepareCommand) -> anyhow::Result<()> {
 }
 
 /// Generates synthetic Criteo data and prints what was written.
-pub fn generate(args: &SyntheticArgs) -> anyhow::Result<datasets::synthetic::SyntheticReport> {
+pub(crate) fn generate(
+    args: &SyntheticArgs,
+) -> anyhow::Result<datasets::synthetic::SyntheticReport> {
     let options = SyntheticOptions {
         rows: args.rows,
         scale: args.scale,

@@ -3,14 +3,14 @@
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
-pub struct Bar(ProgressBar);
+pub(crate) struct Bar(ProgressBar);
 
 impl Bar {
-    pub fn bytes() -> Self {
+    pub(crate) fn bytes() -> Self {
         Self::with_template("{msg:>16} [{bar:32}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
     }
 
-    pub fn rows() -> Self {
+    pub(crate) fn rows() -> Self {
         Self::with_template("{msg:>16} [{bar:32}] {human_pos}/{human_len} rows {per_sec} eta {eta}")
     }
 
@@ -21,7 +21,7 @@ impl Bar {
         Self(ProgressBar::new(0).with_style(style))
     }
 
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.0.finish_and_clear();
     }
 }

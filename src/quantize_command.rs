@@ -11,7 +11,7 @@ use dlrm::{Dlrm, Execution, Metrics, QuantizeConfig, TrainConfig};
 use crate::training::{EpochBar, Splits, holdout, open_splits};
 
 #[derive(Args)]
-pub struct QuantizeArgs {
+pub(crate) struct QuantizeArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// Prepared dataset: calibration on train, evaluation on test.
@@ -76,7 +76,7 @@ pub struct QuantizeArgs {
     pub simulate_seed: u64,
 }
 
-pub fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
+pub(crate) fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
     let saved = dlrm::load_model(&args.model)?;
     let weights = saved.weights;
     if args.finetuned_out.is_some() && args.qat_epochs == 0 {

@@ -7,10 +7,10 @@ use dlrm::QuantizedModel;
 use infer::{FhePlan, StageTimings};
 
 /// `simulate` passes per row behind the predicted class agreement.
-pub const CLASS_PASSES: u64 = 32;
+pub(crate) const CLASS_PASSES: u64 = 32;
 
 /// Everything measured for one row.
-pub struct RowOutcome {
+pub(crate) struct RowOutcome {
     pub label: Option<u8>,
     pub float_logit: Option<f64>,
     pub reference_numerator: i64,
@@ -25,7 +25,7 @@ pub struct RowOutcome {
     pub server: StageTimings,
 }
 
-pub fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
@@ -35,7 +35,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// Fidelity and timing summary of a set of rows.
-pub fn print_summary(
+pub(crate) fn print_summary(
     model: &QuantizedModel,
     plan: &FhePlan,
     outcomes: &[RowOutcome],

@@ -16,7 +16,7 @@ use crate::logging::{self, LogFormat};
 use crate::session::{model_name, parameter_set};
 
 #[derive(Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// A quantized model file to serve, under its file name without extension (repeatable).
     #[arg(long = "model")]
     pub models: Vec<PathBuf>,
@@ -39,7 +39,7 @@ pub struct ServeArgs {
 
 /// Pool sizes and limits (defaults: every core).
 #[derive(Args)]
-pub struct LimitArgs {
+pub(crate) struct LimitArgs {
     /// Threads running FHE work (default: the number of cores).
     #[arg(long)]
     pub fhe_threads: Option<usize>,
@@ -59,7 +59,7 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         let mut limits = Limits::default();
         if let Some(threads) = self.fhe_threads {
             limits.fhe_threads = threads;
@@ -94,7 +94,7 @@ fn load_models(
         .collect()
 }
 
-pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     logging::install(args.log_format)?;
     let mut paths = args.models.clone();
     if let Some(dir) = &args.model_dir {

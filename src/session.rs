@@ -16,7 +16,7 @@ use infer::ServerModel;
 use crate::report::{CLASS_PASSES, RowOutcome};
 
 /// Parses a parameter set's name (a `--parameter-set` value).
-pub fn parameter_set(name: &str) -> Result<ParameterSetId, String> {
+pub(crate) fn parameter_set(name: &str) -> Result<ParameterSetId, String> {
     name.parse().map_err(|_| {
         let known: Vec<&str> = ParameterSetId::ALL.iter().map(|p| p.name()).collect();
         format!("unknown parameter set; known: {}", known.join(", "))
@@ -25,7 +25,7 @@ pub fn parameter_set(name: &str) -> Result<ParameterSetId, String> {
 
 /// The model, keys and dataset an encrypted run needs.
 #[derive(Args)]
-pub struct SessionArgs {
+pub(crate) struct SessionArgs {
     /// Quantized model file (from `dlrm-he quantize`).
     #[arg(long)]
     pub model: PathBuf,
@@ -39,7 +39,7 @@ pub struct SessionArgs {
 }
 
 impl SessionArgs {
-    pub fn data(&self) -> anyhow::Result<&Path> {
+    pub(crate) fn data(&self) -> anyhow::Result<&Path> {
         self.data
             .as_deref()
             .context("give --data (the prepared dataset), or --encoded rows")
@@ -47,7 +47,7 @@ impl SessionArgs {
 }
 
 /// A model, its keys and its client, ready to run rows.
-pub struct Session {
+pub(crate) struct Session {
     pub model: QuantizedModel,
     pub server: ServerModel,
     pub client: Client,
@@ -58,7 +58,7 @@ pub struct Session {
 }
 
 /// A service the session's requests go to.
-pub struct Remote {
+pub(crate) struct Remote {
     pub http: ServiceClient,
     pub model: String,
     pub key_id: String,
@@ -67,7 +67,12 @@ pub struct Remote {
 impl Remote {
     /// Connects to `url`, checks that its model `name` is the session's model, and registers
     /// the session's server key.
-    pub fn connect(url: &str, name: &str, session: &Session, keys: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn connect(
+        url: &str,
+        name: &str,
+        session: &Session,
+        keys: &Path,
+    ) -> anyhow::Result<Self> {
         let http = ServiceClient::new(url, Duration::from_secs(600))?;
         let interface = http.model_interface(name)?;
         if interface != *session.server.interface() {
@@ -97,7 +102,7 @@ impl Remote {
 }
 
 impl Session {
-    pub fn open(model: &Path, keys: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn open(model: &Path, keys: &Path) -> anyhow::Result<Self> {
         let quantized = QuantizedModel::load(model)?;
         let keys = KeyDirectory::open(keys)?;
         let server = ServerModel::new(&quantized, keys.parameter_set)
@@ -116,7 +121,7 @@ impl Session {
     }
 
     /// Encrypts, runs and decrypts one mapped row, with the references beside it.
-    pub fn run_row(
+    pub(crate) fn run_row(
         &self,
         row: &MappedRow,
         index: u64,
@@ -175,7 +180,7 @@ impl Session {
 
     /// Measures one keyswitch + bootstrap alone (one thread) and in a batch on every thread,
     /// in this process: the floor a request's latency is compared with.
-    pub fn bootstrap_cost(&self) -> anyhow::Result<(Duration, Duration)> {
+    pub(crate) fn bootstrap_cost(&self) -> anyhow::Result<(Duration, Duration)> {
         let params = self.client_key.parameters();
         let output = Encoding::new(ScaleLog(58))?;
         let lut = LookupTable::new(&params, LutBits(5), output, |i| i as i64)?;
@@ -203,7 +208,7 @@ impl Session {
 }
 
 /// A model's name on the service: its file's name without the extension.
-pub fn model_name(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn model_name(path: &Path) -> anyhow::Result<String> {
     path.file_stem()
         .and_then(|s| s.to_str())
         .map(str::to_owned)
@@ -211,13 +216,13 @@ pub fn model_name(path: &Path) -> anyhow::Result<String> {
 }
 
 /// The first `limit` rows of a prepared split, as mapped rows.
-pub fn split_rows(data: &Path, split: &str, limit: usize) -> anyhow::Result<Vec<MappedRow>> {
+pub(crate) fn split_rows(data: &Path, split: &str, limit: usize) -> anyhow::Result<Vec<MappedRow>> {
     let data = datasets::PreparedDataset::open(data)?.load_split(split)?;
     Ok(mapped_rows(&data, limit, true))
 }
 
 /// The first `limit` rows of an encoded-rows CSV for `model`, as mapped rows.
-pub fn encoded_rows(
+pub(crate) fn encoded_rows(
     model: &QuantizedModel,
     file: &Path,
     limit: usize,

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use serve::{Quotas, Tenants};
 
 #[derive(Subcommand)]
-pub enum TokenCommand {
+pub(crate) enum TokenCommand {
     /// Add a tenant: prints its new bearer token once (only its hash is stored).
     Add(AddArgs),
     /// List the tenants and their quotas (never the tokens).
@@ -17,14 +17,14 @@ pub enum TokenCommand {
 }
 
 #[derive(Args)]
-pub struct FileArgs {
+pub(crate) struct FileArgs {
     /// The tenants file (JSON; created by the first `token add`).
     #[arg(long)]
     pub tenants: PathBuf,
 }
 
 #[derive(Args)]
-pub struct AddArgs {
+pub(crate) struct AddArgs {
     #[command(flatten)]
     pub file: FileArgs,
     /// The tenant's name: 1 to 64 of a-z, 0-9, '-' and '_'.
@@ -42,7 +42,7 @@ pub struct AddArgs {
 }
 
 #[derive(Args)]
-pub struct RemoveArgs {
+pub(crate) struct RemoveArgs {
     #[command(flatten)]
     pub file: FileArgs,
     /// The tenant to remove.
@@ -50,7 +50,7 @@ pub struct RemoveArgs {
     pub name: String,
 }
 
-pub fn run(command: TokenCommand) -> anyhow::Result<()> {
+pub(crate) fn run(command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Add(args) => add(args),
         TokenCommand::List(args) => list(args),

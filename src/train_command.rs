@@ -10,7 +10,7 @@ use dlrm::{DatasetReference, Dlrm, EmbeddingPolicy, ModelConfig, ModelPreset};
 use crate::training::{PresetArg, TrainSettings, holdout, open_splits, table_rows, train_model};
 
 #[derive(Clone, Copy, ValueEnum)]
-pub enum TablesArg {
+pub(crate) enum TablesArg {
     /// The preset's own choice.
     Preset,
     /// Every table full (V x d).
@@ -20,7 +20,7 @@ pub enum TablesArg {
 }
 
 #[derive(Args)]
-pub struct TrainArgs {
+pub(crate) struct TrainArgs {
     /// Prepared dataset directory (from `dlrm-he prepare`).
     #[arg(long)]
     pub data: PathBuf,
@@ -42,7 +42,7 @@ pub struct TrainArgs {
     pub out: PathBuf,
 }
 
-pub fn train(args: TrainArgs) -> anyhow::Result<()> {
+pub(crate) fn train(args: TrainArgs) -> anyhow::Result<()> {
     let splits = open_splits(&args.data)?;
     let preset = ModelPreset::from(args.preset);
     let rows = table_rows(splits.prepared()?);

@@ -29,7 +29,7 @@ impl From<PresetArg> for ModelPreset {
 
 /// Training settings shared by `train` and `compress` (defaults: the preset's).
 #[derive(Args, Default)]
-pub struct TrainSettings {
+pub(crate) struct TrainSettings {
     #[arg(long)]
     pub epochs: Option<usize>,
     #[arg(long)]

@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-pub fn dlrm_he() -> Command {
+pub(crate) fn dlrm_he() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dlrm-he"))
 }
 
 /// A `dlrm-he serve` process on a free loopback port, killed when dropped.
-pub struct ServeProcess {
+pub(crate) struct ServeProcess {
     pub child: Child,
     pub addr: SocketAddr,
 }
@@ -18,13 +18,17 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Starts `dlrm-he serve --model MODEL --key-store STORE` and waits until it listens. Its
     /// warnings go to the test's stderr (a line per call would fill the test output).
-    pub fn start(model: &Path, store: &Path) -> Self {
+    pub(crate) fn start(model: &Path, store: &Path) -> Self {
         Self::start_with(model, store, |_| {})
     }
 
     /// Like [`ServeProcess::start`], with the command changed by `configure` first (more
     /// arguments, another `RUST_LOG`, stderr piped).
-    pub fn start_with(model: &Path, store: &Path, configure: impl FnOnce(&mut Command)) -> Self {
+    pub(crate) fn start_with(
+        model: &Path,
+        store: &Path,
+        configure: impl FnOnce(&mut Command),
+    ) -> Self {
         let mut command = dlrm_he();
         command
             .args(["serve", "--addr", "127.0.0.1:0", "--model"])
@@ -52,7 +56,7 @@ impl ServeProcess {
         ServeProcess { child, addr }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }

@@ -44,8 +44,11 @@ fn parse_server_timing(text: &str) -> Option<StageTimings> {
 /// A key the service registered.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct RegisteredKey {
+    /// The id the service gave the key (a hash of its parameter set and bytes), used in requests.
     pub key_id: String,
+    /// The parameter set the key was made for.
     pub parameter_set: ParameterSetId,
+    /// Size of the compressed key as uploaded.
     pub bytes: u64,
     /// False when the service already had it.
     pub created: bool,

@@ -18,10 +18,14 @@ pub const KEYS_FILE: &str = "keys.json";
 /// A key directory written by [`KeyDirectory::generate`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KeyDirectory {
+    /// The directory (not stored in `keys.json`).
     #[serde(skip)]
     pub dir: PathBuf,
+    /// The parameter set both keys were generated for.
     pub parameter_set: ParameterSetId,
+    /// Size of `client.key`.
     pub client_key_bytes: u64,
+    /// Size of `server.key` (the compressed server key).
     pub server_key_bytes: u64,
 }
 

@@ -15,15 +15,20 @@ use crate::{DatasetError, Progress};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InputFormat {
+    /// Uncompressed text.
     Plain,
+    /// gzip (`.gz`).
     Gzip,
+    /// Zstandard (`.zst`).
     Zstd,
 }
 
 /// Where a prepared dataset came from, recorded in its manifest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourceInfo {
+    /// The raw file as it was given to `prepare`.
     pub path: String,
+    /// Its compression.
     pub format: InputFormat,
     /// Size of the file as stored (compressed where it is).
     pub bytes: u64,
@@ -78,7 +83,7 @@ pub(crate) struct Chunk {
 
 impl Chunk {
     /// The lines of the chunk with their 1-based line numbers, without `\n` or `\r\n`.
-    pub fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> {
+    pub(crate) fn lines(&self) -> impl Iterator<Item = (u64, &[u8])> {
         let body = self.data.strip_suffix(b"\n").unwrap_or(&self.data);
         body.split(|&b| b == b'\n')
             .enumerate()
@@ -103,7 +108,7 @@ pub(crate) struct LineReader<'a> {
 
 impl<'a> LineReader<'a> {
     /// Opens `path`; with `checksum`, the stored bytes are hashed as they are read.
-    pub fn open(
+    pub(crate) fn open(
         path: &Path,
         checksum: bool,
         progress: &'a dyn Progress,
@@ -155,12 +160,12 @@ impl<'a> LineReader<'a> {
     }
 
     /// Size of the file as stored, for progress totals.
-    pub fn stored_bytes(&self) -> u64 {
+    pub(crate) fn stored_bytes(&self) -> u64 {
         self.stored_bytes
     }
 
     /// The next block of whole lines, or `None` at the end of the file.
-    pub fn next_chunk(&mut self) -> Result<Option<Chunk>, DatasetError> {
+    pub(crate) fn next_chunk(&mut self) -> Result<Option<Chunk>, DatasetError> {
         if self.at_eof {
             return Ok(None);
         }
@@ -206,7 +211,7 @@ impl<'a> LineReader<'a> {
     }
 
     /// Reads up to `count` chunks: the unit of parallel work.
-    pub fn next_batch(&mut self, count: usize) -> Result<Vec<Chunk>, DatasetError> {
+    pub(crate) fn next_batch(&mut self, count: usize) -> Result<Vec<Chunk>, DatasetError> {
         let mut batch = Vec::with_capacity(count);
         while batch.len() < count {
             match self.next_chunk()? {
@@ -218,7 +223,7 @@ impl<'a> LineReader<'a> {
     }
 
     /// What the manifest records about this source; the checksum only if all of it was read.
-    pub fn source_info(&mut self) -> SourceInfo {
+    pub(crate) fn source_info(&mut self) -> SourceInfo {
         let mut tally = self.tally.lock().expect("tally lock");
         let complete = self.at_eof && tally.bytes == self.stored_bytes;
         let sha256 = tally.hasher.take().filter(|_| complete).map(|hasher| {

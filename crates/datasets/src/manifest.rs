@@ -22,9 +22,17 @@ pub enum DenseTransform {
     /// `ln(1 + max(x, 0))`; a missing value becomes 0.
     Log1p,
     /// `(x - mean) / std` with train-split statistics; a missing value becomes 0 (the mean).
-    Standardize { mean: f64, std: f64 },
+    Standardize {
+        /// Mean of the raw column over the train split.
+        mean: f64,
+        /// Standard deviation of the raw column over the train split.
+        std: f64,
+    },
     /// 1 where the raw value of column `of` was missing, else 0.
-    MissingFlag { of: String },
+    MissingFlag {
+        /// Name of the raw column whose missing values are flagged.
+        of: String,
+    },
 }
 
 impl DenseTransform {
@@ -48,9 +56,12 @@ impl DenseTransform {
     }
 }
 
+/// One dense feature column of a prepared dataset and how it is computed from the raw data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DenseColumn {
+    /// The column's name in the split files.
     pub name: String,
+    /// How the value is derived from the raw value.
     pub transform: DenseTransform,
     /// Rows of the source where the raw value was missing.
     pub missing_rows: u64,
@@ -67,8 +78,10 @@ impl DenseColumn {
     }
 }
 
+/// One categorical feature column of a prepared dataset: its embedding table and vocabulary.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CategoricalColumn {
+    /// The column's name in the split files.
     pub name: String,
     /// Embedding rows needed: kept values plus the reserved id 0.
     pub table_size: usize,
@@ -80,12 +93,16 @@ pub struct CategoricalColumn {
     pub distinct_values: u64,
 }
 
+/// One split of a prepared dataset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SplitInfo {
+    /// `train`, `val` or `test`.
     pub name: String,
     /// Path of the Parquet file, relative to the dataset directory.
     pub file: String,
+    /// Rows in the split.
     pub rows: u64,
+    /// Rows of the split with label 1.
     pub positives: u64,
     /// `positives / rows`.
     pub label_rate: f64,
@@ -99,20 +116,29 @@ pub(crate) fn label_rate(positives: u64, rows: u64) -> f64 {
 /// Everything a consumer needs to read a prepared dataset and to map raw rows the same way.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Version of the manifest format ([`MANIFEST_VERSION`] when written by this build).
     pub format_version: u32,
     /// `criteo` or `uci-heart`.
     pub dataset: String,
+    /// The program and version that prepared the dataset.
     pub created_by: String,
+    /// Name of the label column in the split files.
     pub label: String,
+    /// The dense feature columns, in model input order.
     pub dense: Vec<DenseColumn>,
+    /// The categorical columns, in model input order (one embedding table each).
     pub categorical: Vec<CategoricalColumn>,
+    /// The split files.
     pub splits: Vec<SplitInfo>,
+    /// Data rows kept, all splits together.
     pub rows: u64,
+    /// Rows with label 1, all splits together.
     pub positives: u64,
     /// `positives / rows`.
     pub label_rate: f64,
     /// Malformed rows skipped with `--skip-bad-rows`.
     pub skipped_rows: u64,
+    /// The raw file the dataset was prepared from.
     pub source: SourceInfo,
     /// The preparation options, for reproducibility.
     pub options: serde_json::Value,
@@ -124,6 +150,7 @@ impl Manifest {
         self.categorical.iter().map(|c| c.table_size).collect()
     }
 
+    /// The split named `name` (`train`, `val` or `test`), if the dataset has it.
     pub fn split(&self, name: &str) -> Option<&SplitInfo> {
         self.splits.iter().find(|s| s.name == name)
     }
@@ -162,7 +189,9 @@ impl Manifest {
 /// What `prepare` reports when it finishes.
 #[derive(Clone, Debug)]
 pub struct PrepareSummary {
+    /// The manifest written into the prepared directory.
     pub manifest: Manifest,
+    /// Wall-clock time of the preparation.
     pub elapsed: Duration,
 }
 

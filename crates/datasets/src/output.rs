@@ -19,7 +19,7 @@ pub(crate) struct Staging {
 }
 
 impl Staging {
-    pub fn new(target: &Path) -> Result<Self, DatasetError> {
+    pub(crate) fn new(target: &Path) -> Result<Self, DatasetError> {
         if target.symlink_metadata().is_ok() {
             return Err(DatasetError::OutputExists {
                 path: target.to_path_buf(),
@@ -50,13 +50,13 @@ impl Staging {
     }
 
     /// Where files go until the commit.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.temp
     }
 
     /// The end of every `prepare`: writes `manifest` into the directory, renames the directory
     /// into place and reports the time since `started`.
-    pub fn commit(
+    pub(crate) fn commit(
         mut self,
         manifest: Manifest,
         started: Instant,
@@ -88,7 +88,7 @@ pub(crate) struct ColumnBatch {
 }
 
 impl ColumnBatch {
-    pub fn with_widths(dense: usize, categorical: usize) -> Self {
+    pub(crate) fn with_widths(dense: usize, categorical: usize) -> Self {
         Self {
             labels: Vec::new(),
             dense: vec![Vec::new(); dense],
@@ -97,7 +97,7 @@ impl ColumnBatch {
     }
 
     /// Appends row `row` of `other`.
-    pub fn push_row_of(&mut self, other: &ColumnBatch, row: usize) {
+    pub(crate) fn push_row_of(&mut self, other: &ColumnBatch, row: usize) {
         self.labels.push(other.labels[row]);
         for (to, from) in self.dense.iter_mut().zip(&other.dense) {
             to.push(from[row]);
@@ -107,7 +107,7 @@ impl ColumnBatch {
         }
     }
 
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.labels.clear();
         self.dense.iter_mut().for_each(Vec::clear);
         self.categorical.iter_mut().for_each(Vec::clear);
@@ -148,7 +148,11 @@ pub(crate) struct SplitWriter {
 }
 
 impl SplitWriter {
-    pub fn create(dir: &Path, name: &str, schema: &SplitSchema) -> Result<Self, DatasetError> {
+    pub(crate) fn create(
+        dir: &Path,
+        name: &str,
+        schema: &SplitSchema,
+    ) -> Result<Self, DatasetError> {
         let file_name = format!("{name}.parquet");
         let path = dir.join(&file_name);
         let file = File::create(&path).map_err(|e| DatasetError::io(&path, e))?;
@@ -173,7 +177,7 @@ impl SplitWriter {
         })
     }
 
-    pub fn write(&mut self, batch: &ColumnBatch) -> Result<(), DatasetError> {
+    pub(crate) fn write(&mut self, batch: &ColumnBatch) -> Result<(), DatasetError> {
         if batch.labels.is_empty() {
             return Ok(());
         }
@@ -189,7 +193,7 @@ impl SplitWriter {
         Ok(())
     }
 
-    pub fn finish(self) -> Result<crate::SplitInfo, DatasetError> {
+    pub(crate) fn finish(self) -> Result<crate::SplitInfo, DatasetError> {
         self.writer
             .finish()
             .map_err(|e| DatasetError::parquet(&self.path, e))?;

@@ -17,22 +17,28 @@ pub struct PreparedDataset {
 /// One split loaded into memory, row-major, ready for training or evaluation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SplitData {
+    /// One label (0 or 1) per row.
     pub labels: Vec<u8>,
     /// `rows x dense_width()` values, row-major.
     pub dense: Vec<f32>,
     /// `rows x categorical_width()` ids, row-major; every id is below its table's size.
     pub categorical: Vec<u32>,
+    /// Names of the dense columns, in order.
     pub dense_names: Vec<String>,
+    /// Names of the categorical columns, in order.
     pub categorical_names: Vec<String>,
 }
 
 impl SplitData {
+    /// Number of rows.
     pub fn rows(&self) -> usize {
         self.labels.len()
     }
+    /// Dense features per row.
     pub fn dense_width(&self) -> usize {
         self.dense_names.len()
     }
+    /// Categorical ids per row (one per embedding table).
     pub fn categorical_width(&self) -> usize {
         self.categorical_names.len()
     }
@@ -58,10 +64,12 @@ impl PreparedDataset {
         })
     }
 
+    /// The manifest, as checked by [`PreparedDataset::open`].
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
 
+    /// The prepared directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

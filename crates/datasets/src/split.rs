@@ -29,7 +29,7 @@ pub(crate) struct SplitPlan {
 }
 
 impl SplitPlan {
-    pub fn new(
+    pub(crate) fn new(
         method: SplitMethod,
         seed: u64,
         val_fraction: f64,
@@ -49,7 +49,7 @@ impl SplitPlan {
         }
     }
 
-    pub fn assign(&self, row: u64) -> usize {
+    pub(crate) fn assign(&self, row: u64) -> usize {
         match self.method {
             SplitMethod::Sequential if row < self.train_end => TRAIN,
             SplitMethod::Sequential if row < self.val_end => VALIDATION,

@@ -49,9 +49,11 @@ const LATENT_DIM: usize = 4;
 /// Options of [`generate`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SyntheticOptions {
+    /// Rows to write.
     pub rows: u64,
     /// Multiplies the Kaggle cardinalities (each column keeps at least 2 values).
     pub scale: f64,
+    /// Seed of the hidden model and of every row drawn.
     pub seed: u64,
     /// Exponent of the Zipf-like id frequencies.
     pub zipf_exponent: f64,
@@ -71,9 +73,13 @@ impl Default for SyntheticOptions {
 /// What the generator wrote, including the hidden model's oracle quality.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SyntheticReport {
+    /// The options the data was generated with.
     pub options: SyntheticOptions,
+    /// Distinct values each categorical column draws from, in column order.
     pub cardinalities: Vec<u64>,
+    /// Rows written.
     pub rows: u64,
+    /// Rows written with label 1.
     pub positives: u64,
     /// AUC of the hidden model's probabilities against the drawn labels.
     pub oracle_auc: f64,

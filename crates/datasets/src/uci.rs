@@ -36,7 +36,9 @@ pub const CATEGORICAL: [&str; 8] = [
 /// One parsed line: the 13 feature values (`None` = `?`) and the label.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RawRow {
+    /// The first 13 of [`COLUMNS`] (all but `num`), `None` where the field is `?`.
     pub values: [Option<f64>; 13],
+    /// 1 when the diagnosis `num` is above 0, else 0.
     pub label: u8,
 }
 
@@ -91,7 +93,9 @@ pub fn canonical_value(value: f64) -> String {
 /// Options of [`prepare`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UciOptions {
+    /// Fraction of each class held out for test.
     pub test_fraction: f64,
+    /// Seed of the stratified split.
     pub seed: u64,
     /// Count and skip malformed rows instead of failing on the first.
     pub skip_bad_rows: bool,

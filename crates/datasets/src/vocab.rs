@@ -82,6 +82,7 @@ impl Vocabulary {
         }
     }
 
+    /// The categorical column this vocabulary maps.
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -13,10 +13,15 @@ pub const MAX_LUT_BITS: u32 = 16;
 /// `[0, 2^output_bits)` (ReLU, rescaling and clamping folded into the entries).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActivationTable {
+    /// Centre of the first box, in accumulator units.
     pub lo: i64,
+    /// Log2 of the box width.
     pub box_shift: u32,
+    /// Log2 of the number of boxes.
     pub lut_bits: u32,
+    /// Width of the entries: every entry is below `2^output_bits`.
     pub output_bits: u32,
+    /// The output of each box, `2^lut_bits` of them.
     pub entries: Vec<u32>,
 }
 

@@ -17,18 +17,24 @@ const UNSEEN_WEIGHT: f64 = 1e-6;
 /// How one table was fitted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TableFit {
+    /// Index of the table in the model.
     pub table: usize,
+    /// The digit code the table was fitted to.
     pub code: DigitCode,
     /// `sum_i f_i ||E_i - E'_i||^2 / sum_i f_i ||E_i||^2`.
     pub relative_error: f64,
+    /// Coordinate-descent sweeps run.
     pub sweeps: usize,
+    /// Values in the full table.
     pub parameters_before: usize,
+    /// Values in the fitted codebooks.
     pub parameters_after: usize,
 }
 
 /// Stopping rule of the coordinate descent.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FitOptions {
+    /// Most sweeps run, converged or not.
     pub max_sweeps: usize,
     /// Stop when a sweep lowers the relative error by less than this.
     pub tolerance: f64,

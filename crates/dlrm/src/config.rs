@@ -36,6 +36,7 @@ pub enum EmbeddingKind {
 pub struct TableConfig {
     /// Vocabulary size `V` (ids are `0..V`).
     pub rows: usize,
+    /// How the rows are stored.
     #[serde(flatten)]
     pub kind: EmbeddingKind,
 }
@@ -95,7 +96,9 @@ pub struct ModelConfig {
     pub bottom: Vec<usize>,
     /// Embedding dimension `d`.
     pub embedding_dim: usize,
+    /// One embedding table per categorical feature, in input order.
     pub tables: Vec<TableConfig>,
+    /// How the bottom output and the embeddings are combined.
     pub interaction: Interaction,
     /// Output widths of the top MLP's layers; ReLU after all but the last, which must be 1.
     pub top: Vec<usize>,
@@ -205,7 +208,10 @@ pub enum EmbeddingPolicy {
     /// Digit tables where they are cheaper: a table stays full when `V <= max_inputs`, otherwise
     /// it gets the fewest digits (the most parameters, closest to a full table) whose lookup
     /// sends at most `max_inputs` one-hot coefficients; if none does, the cheapest code.
-    Digits { max_inputs: usize },
+    Digits {
+        /// Most one-hot coefficients the client may send for one table.
+        max_inputs: usize,
+    },
 }
 
 impl EmbeddingPolicy {
@@ -356,7 +362,9 @@ impl ModelPreset {
 /// Training settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// Passes over the training split (at most, with `patience`).
     pub epochs: usize,
+    /// Rows per optimiser step.
     pub batch_size: usize,
     /// AdamW step size.
     pub learning_rate: f64,

@@ -8,7 +8,9 @@ use crate::{DlrmError, Result};
 /// Base `p` and number of digits `l` of a digit-decomposed table (`p^l >= V`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DigitCode {
+    /// The base `p`: length of each digit's one-hot.
     pub base: u32,
+    /// The number of digits `l`.
     pub digits: u32,
 }
 

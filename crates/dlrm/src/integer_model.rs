@@ -20,7 +20,9 @@ const QUANTIZED_FORMAT: &str = "dlrm-he/quantized-model";
 /// `clamp(round(x_j / scales[j]), -2^(bits-1), 2^(bits-1) - 1)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputQuantizer {
+    /// Width of the signed integer inputs.
     pub bits: u32,
+    /// One scale per dense column: the real value of one integer step.
     pub scales: Vec<f64>,
 }
 
@@ -45,12 +47,18 @@ impl InputQuantizer {
 /// layer, whose accumulator is the logit numerator).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IntLayer {
+    /// Output width: one accumulator per row of `W`.
     pub rows: usize,
+    /// Input width.
     pub cols: usize,
-    /// Signed weights in `[-(2^(weight_bits-1) - 1), 2^(weight_bits-1) - 1]`, row-major.
+    /// Width of the signed weights.
     pub weight_bits: u32,
+    /// Signed weights in `[-(2^(weight_bits-1) - 1), 2^(weight_bits-1) - 1]`, `rows x cols`,
+    /// row-major.
     pub weights: Vec<i32>,
+    /// One bias per row, in accumulator units.
     pub bias: Vec<i64>,
+    /// The activation every accumulator goes through; `None` for the output layer.
     pub activation: Option<ActivationTable>,
 }
 
@@ -109,6 +117,7 @@ impl IntLayer {
 /// digit table) of signed integers; a lookup sums the id's parts exactly.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IntTable {
+    /// Width of the signed values: each is in `[-(2^(value_bits-1) - 1), 2^(value_bits-1) - 1]`.
     pub value_bits: u32,
     /// `stored_rows x d`, row-major.
     pub values: Vec<i32>,
@@ -157,12 +166,17 @@ impl IntTable {
 /// A quantized DLRM.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QuantizedModel {
+    /// Name of the file format, `dlrm-he/quantized-model`.
     pub format: String,
+    /// Version of the file format ([`QUANTIZED_FORMAT_VERSION`] when written by this build).
     pub format_version: u32,
     /// Architecture (table kinds say how ids become stored rows).
     pub config: ModelConfig,
+    /// How the client turns dense features into integers.
     pub input: InputQuantizer,
+    /// The bottom MLP, every layer with an activation.
     pub bottom: Vec<IntLayer>,
+    /// One integer table per table of the configuration.
     pub tables: Vec<IntTable>,
     /// The top MLP; the last layer has no activation.
     pub top: Vec<IntLayer>,

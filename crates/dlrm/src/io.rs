@@ -31,6 +31,7 @@ pub struct DatasetReference {
     pub dir: String,
     /// `criteo` or `uci-heart`.
     pub dataset: String,
+    /// The dense columns, in input order.
     pub dense_columns: Vec<String>,
     /// One per table, in table order.
     pub categorical_columns: Vec<String>,
@@ -60,7 +61,9 @@ struct ModelFile {
 /// A model read back from a model directory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SavedModel {
+    /// The architecture and float weights.
     pub weights: DlrmWeights,
+    /// The dataset the model was trained on, `None` for a model made without one.
     pub dataset: Option<DatasetReference>,
 }
 

@@ -7,9 +7,13 @@ use serde::{Deserialize, Serialize};
 /// AUC, log loss and accuracy (threshold 0.5) of a set of predictions.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
+    /// Area under the ROC curve.
     pub auc: f64,
+    /// Mean binary cross-entropy.
     pub log_loss: f64,
+    /// Fraction of rows whose probability is on the label's side of 0.5.
     pub accuracy: f64,
+    /// Rows evaluated.
     pub rows: usize,
 }
 

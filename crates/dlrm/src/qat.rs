@@ -17,6 +17,7 @@ use crate::{
 /// Settings of [`finetune_quantized`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QatConfig {
+    /// How every epoch's integer model is quantized.
     pub quantize: QuantizeConfig,
     /// Epochs of fine-tuning (each re-quantizes first); batch size, learning rate, weight decay
     /// and seed as in training. A small learning rate keeps the weights near the trained ones.
@@ -26,18 +27,26 @@ pub struct QatConfig {
 /// One epoch of [`finetune_quantized`]: the integer model's validation metrics after it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QatEpoch {
+    /// 0 for the post-training quantization, then 1-based.
     pub epoch: usize,
+    /// Mean training loss of the epoch (NaN for epoch 0).
     pub train_loss: f64,
+    /// The integer model's metrics on the validation split, run exactly.
     pub integer_validation: Metrics,
 }
 
 /// The result of [`finetune_quantized`]: the kept float weights, their integer model and its
 /// report, and what every epoch measured (epoch 0: before fine-tuning).
 pub struct QatResult {
+    /// The float weights of the kept epoch.
     pub weights: DlrmWeights,
+    /// Their integer model.
     pub model: QuantizedModel,
+    /// The quantization report of that model.
     pub report: QuantizeReport,
+    /// Every epoch, 0 first.
     pub epochs: Vec<QatEpoch>,
+    /// The epoch kept (an index into `epochs`).
     pub kept_epoch: usize,
 }
 

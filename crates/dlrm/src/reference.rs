@@ -30,6 +30,7 @@ pub struct Trace {
 /// One layer of a [`Trace`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerTrace {
+    /// `W x + b`, one per row of the layer's weights.
     pub accumulators: Vec<i64>,
     /// Empty for the output layer.
     pub activations: Vec<i64>,
@@ -42,7 +43,10 @@ pub enum Execution {
     Exact,
     /// Adds the noise model's Gaussian noise before every bootstrap and to the output, seeded
     /// per row by `seed ^ row` so runs are reproducible.
-    Simulate { seed: u64 },
+    Simulate {
+        /// Seed of the noise, mixed with each row's index.
+        seed: u64,
+    },
 }
 
 impl QuantizedModel {

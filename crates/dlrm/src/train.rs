@@ -16,15 +16,20 @@ const EVAL_BATCH: usize = 4096;
 /// What happened in one epoch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
+    /// The epoch, 1-based.
     pub epoch: usize,
+    /// Mean loss over the epoch's training rows.
     pub train_loss: f64,
+    /// Metrics on the validation split after the epoch, when one was given.
     pub validation: Option<Metrics>,
+    /// Training rows per second of wall-clock time.
     pub samples_per_second: f64,
 }
 
 /// A finished training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainReport {
+    /// Every epoch run, in order.
     pub epochs: Vec<EpochReport>,
     /// The epoch whose weights were kept (1-based).
     pub kept_epoch: usize,

@@ -6,8 +6,11 @@ use crate::{DlrmError, EmbeddingKind, Interaction, ModelConfig, Result};
 /// A row-major `rows x cols` matrix of `f32`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Matrix {
+    /// Number of rows.
     pub rows: usize,
+    /// Number of columns.
     pub cols: usize,
+    /// `rows x cols` values, row-major.
     pub data: Vec<f32>,
 }
 
@@ -55,7 +58,9 @@ impl Matrix {
 /// A linear layer `y = W x + b` (`W` is `out x in`, the PyTorch layout).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DenseLayer {
+    /// `W`, `out x in`.
     pub weight: Matrix,
+    /// `b`, one value per output.
     pub bias: Vec<f32>,
 }
 
@@ -82,10 +87,13 @@ impl DenseLayer {
 /// All parameters of a DLRM with its architecture.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DlrmWeights {
+    /// The architecture the shapes follow.
     pub config: ModelConfig,
+    /// The bottom MLP's layers (ReLU after each).
     pub bottom: Vec<DenseLayer>,
     /// Per table: `V x d` (full) or the stacked codebooks `(l * p) x d` (digits).
     pub tables: Vec<Matrix>,
+    /// The top MLP's layers (ReLU after all but the last).
     pub top: Vec<DenseLayer>,
 }
 

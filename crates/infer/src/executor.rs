@@ -39,6 +39,7 @@ pub struct DecryptedTrace {
     pub layers: Vec<DecryptedLayer>,
     /// The dot interaction's square inputs (as accumulators) and squares.
     pub interaction: Option<DecryptedLayer>,
+    /// The first top layer's input, empty when it was not recorded.
     pub top_input: Vec<i64>,
 }
 
@@ -47,6 +48,8 @@ pub struct DecryptedTrace {
 pub struct DecryptedLayer {
     /// Accumulators `W x + b` (with `lo` added back), rounded from their noisy phases.
     pub accumulators: Vec<i64>,
+    /// What the bootstraps returned (the squares for the interaction), empty for the output
+    /// layer.
     pub activations: Vec<i64>,
 }
 

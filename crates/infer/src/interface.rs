@@ -36,14 +36,19 @@ const MAX_DIM: usize = 1 << 12;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelInterface {
+    /// Name of the description format, `dlrm-he/model-interface`.
     pub format: String,
+    /// Version of the description format ([`INTERFACE_FORMAT_VERSION`] when written by this
+    /// build).
     pub format_version: u32,
     /// SHA-256 of the quantized model file's canonical JSON: requests carry it, so a request
     /// for another model (or another version of this one) is refused.
     pub model_id: String,
+    /// The parameter set requests must be encrypted under.
     pub parameter_set: ParameterSetId,
     /// How the client turns dense features into integers.
     pub input: InputQuantizer,
+    /// Width of a request's dense input.
     pub dense_features: usize,
     /// Rows of the first bottom layer (the coefficient-packed product the dense GLWEs feed).
     pub first_layer_rows: usize,

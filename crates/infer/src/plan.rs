@@ -17,7 +17,9 @@ pub enum Kernel {
     /// Coefficient-packed GLWE x plaintext-polynomial products on the client's dense GLWEs,
     /// then sample extraction of the outputs (the first bottom layer).
     PackedProduct {
+        /// The client's dense GLWE ciphertexts the layer reads.
         input_glwes: usize,
+        /// The product GLWE ciphertexts the outputs are extracted from.
         output_glwes: usize,
     },
     /// Integer weights x LWE ciphertexts (wrapping `u64` GEMM).
@@ -28,8 +30,11 @@ pub enum Kernel {
 /// output, reading the accumulator in `2^lut_bits` boxes of `2^box_shift` from `lo`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ActivationPlan {
+    /// Log2 of the number of boxes.
     pub lut_bits: u32,
+    /// Log2 of the box width, in accumulator units.
     pub box_shift: u32,
+    /// Centre of the first box, in accumulator units.
     pub lo: i64,
     /// Scale (log2) of the table's outputs: the next layer's input scale.
     pub output_scale_log: u32,
@@ -40,8 +45,11 @@ pub struct ActivationPlan {
 pub struct LayerPlan {
     /// `bottom.K` or `top.K`.
     pub name: String,
+    /// How the layer is computed.
     pub kernel: Kernel,
+    /// Output width.
     pub rows: usize,
+    /// Input width.
     pub cols: usize,
     /// Scale (log2) of the layer's inputs and accumulators.
     pub input_scale_log: u32,
@@ -70,7 +78,9 @@ impl LayerPlan {
 /// The embedding lookups of the plan.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LookupSummary {
+    /// Embedding tables looked up.
     pub tables: usize,
+    /// GLWE ciphertexts of the client's one-hot query.
     pub query_glwes: usize,
     /// Plaintext-polynomial products (all-zero tiles skipped).
     pub products: usize,
@@ -85,6 +95,7 @@ pub struct LookupSummary {
 /// the top MLP's input scale.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct InteractionPlan {
+    /// Pairs of vectors whose dot products feed the top MLP.
     pub pairs: usize,
     /// Squares, one bootstrap each: `pairs x d` sums, plus `d` entries for each vector whose
     /// squared norm does not come with its lookup.
@@ -116,8 +127,11 @@ impl InteractionPlan {
 /// 512 x 512 dense layer 95.7 ms on 2 threads.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct CostModel {
+    /// One keyswitch + programmable bootstrap.
     pub bootstrap_ms: f64,
+    /// One GLWE x plaintext-polynomial product.
     pub product_ms: f64,
+    /// One integer weight x LWE ciphertext multiply-add.
     pub multiply_add_ms: f64,
 }
 
@@ -145,15 +159,19 @@ impl CostModel {
 /// lookup between them.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FhePlan {
+    /// What clients of the compiled model need.
     pub interface: ModelInterface,
     /// Bottom layers, then top layers; the lookup runs after the bottom MLP and its outputs
     /// follow the bottom output in the first top layer's input.
     pub layers: Vec<LayerPlan>,
+    /// How many of `layers` are the bottom MLP's.
     pub bottom_layers: usize,
+    /// The embedding lookups.
     pub lookup: LookupSummary,
     /// The dot interaction (`None` for concat: the first top layer reads the bottom output and
     /// the lookup outputs directly).
     pub interaction: Option<InteractionPlan>,
+    /// Per-kernel costs the estimate is computed with.
     pub cost: CostModel,
 }
 

@@ -8,10 +8,13 @@ use std::time::Duration;
 pub struct StageTimings {
     /// Parsing the request bytes and expanding the seeded ciphertexts.
     pub decode: Duration,
+    /// The bottom MLP, bootstraps included.
     pub bottom: Duration,
+    /// The encrypted embedding lookups.
     pub lookup: Duration,
     /// The dot interaction's squares (zero for concat models).
     pub interaction: Duration,
+    /// The top MLP, bootstraps included.
     pub top: Duration,
     /// Serialising the response.
     pub encode: Duration,

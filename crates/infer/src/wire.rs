@@ -27,8 +27,11 @@ struct Header {
 /// An encrypted inference request: the dense features in GLWE coefficients and the one-hot
 /// (digit) query of the categorical ids.
 pub struct Request {
+    /// The [`ModelInterface::model_id`] of the model the request is for.
     pub model_id: String,
+    /// The parameter set the ciphertexts are encrypted under.
     pub parameter_set: ParameterSetId,
+    /// The quantized dense features, packed into GLWE coefficients.
     pub dense: SeededGlweBatch,
     /// Empty when the model has no tables.
     pub query: Option<SeededGlweBatch>,
@@ -36,8 +39,11 @@ pub struct Request {
 
 /// The encrypted answer: the logit numerator as one LWE ciphertext.
 pub struct Response {
+    /// The [`ModelInterface::model_id`] of the model that answered.
     pub model_id: String,
+    /// The parameter set the ciphertext is encrypted under.
     pub parameter_set: ParameterSetId,
+    /// The logit numerator, one LWE ciphertext.
     pub logit: LweBatch,
 }
 

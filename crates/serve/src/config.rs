@@ -76,7 +76,9 @@ impl Limits {
 /// How to start a service.
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
+    /// The address to listen on (port 0: any free port).
     pub addr: SocketAddr,
+    /// Bounds on concurrency, queues, sizes and caches.
     pub limits: Limits,
     /// Stop gracefully on Ctrl-C and SIGTERM (the command line); tests and benchmarks stop the
     /// service through [`RunningService::shutdown`](crate::RunningService::shutdown) instead.
@@ -85,7 +87,9 @@ pub struct ServiceConfig {
 
 /// A model the service serves, under a name used in its URLs.
 pub struct NamedModel {
+    /// The name in the model's URLs.
     pub name: String,
+    /// The compiled model.
     pub model: ServerModel,
 }
 

@@ -9,22 +9,35 @@ use serde::Serialize;
 /// Everything that can go wrong starting or running the service.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// A file or directory could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// From the executor (a model, a request or a response that does not fit).
     #[error(transparent)]
     Infer(#[from] infer::InferError),
+    /// From the FHE kernels (keys, ciphertexts, parameter sets, encodings).
     #[error(transparent)]
     Fhe(#[from] fhe::FheError),
     /// A stored key whose bytes no longer hash to the id it is stored under (disk corruption
     /// or tampering): it is never served.
     #[error("{path}: the stored key does not match its id")]
-    CorruptKey { path: PathBuf },
+    CorruptKey {
+        /// The stored key file.
+        path: PathBuf,
+    },
     /// A tenants file that cannot be used (format, version, a bad or duplicate entry).
     #[error("{path}: {reason}")]
-    Tenants { path: PathBuf, reason: String },
+    Tenants {
+        /// The tenants file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A key id that is not 32 lowercase hex digits.
     #[error("`{0}` is not a key id (32 lowercase hex digits)")]
     BadKeyId(String),
@@ -52,8 +65,11 @@ pub type Result<T> = std::result::Result<T, ServeError>;
 /// `{"error": {"status": 404, "code": "unknown_key", "message": "..."}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: u16,
+    /// The stable machine-readable code (`unknown_key`, `bad_request`, ...).
     pub code: &'static str,
+    /// The explanation for people.
     pub message: String,
 }
 

@@ -75,7 +75,9 @@ impl fmt::Display for KeyId {
 /// What the store knows about a registered key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeyEntry {
+    /// The key's id.
     pub key_id: KeyId,
+    /// The parameter set the key was made for.
     pub parameter_set: ParameterSetId,
     /// Size of the compressed key.
     pub bytes: u64,

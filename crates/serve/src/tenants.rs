@@ -53,6 +53,7 @@ pub struct Tenant {
     pub name: String,
     /// SHA-256 of the tenant's bearer token, 64 lowercase hex digits.
     pub token_sha256: String,
+    /// What the tenant may hold and run at once.
     pub quotas: Quotas,
 }
 
@@ -182,6 +183,7 @@ impl Tenants {
         self.tenants.iter()
     }
 
+    /// True when there is no tenant.
     pub fn is_empty(&self) -> bool {
         self.tenants.is_empty()
     }

@@ -22,8 +22,11 @@ pub fn categorical_names() -> Vec<String> {
 /// One raw line, parsed but not yet mapped.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RawRow {
+    /// The click label, 0 or 1.
     pub label: u8,
+    /// `I1`..`I13`, `None` where the field is empty.
     pub dense: [Option<f64>; DENSE_FEATURES],
+    /// `C1`..`C26` as the 32-bit values of their hex strings, `None` where the field is empty.
     pub categorical: [Option<u32>; CATEGORICAL_FEATURES],
 }
 

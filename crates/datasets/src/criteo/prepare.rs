@@ -30,8 +30,11 @@ pub struct CriteoOptions {
     pub max_table_size: Option<usize>,
     /// Read at most this many data rows.
     pub max_rows: Option<u64>,
+    /// How rows are assigned to train, validation and test.
     pub split: SplitMethod,
+    /// Fraction of the rows held out for validation.
     pub val_fraction: f64,
+    /// Fraction of the rows held out for test.
     pub test_fraction: f64,
     /// Seed of the random split.
     pub seed: u64,

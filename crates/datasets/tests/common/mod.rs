@@ -7,12 +7,12 @@ use datasets::shared::shared_file;
 
 const KAGGLE_HEAD: &str = "data/criteo/kaggle_train_head8000";
 
-pub fn kaggle_file(name: &str) -> Option<PathBuf> {
+pub(crate) fn kaggle_file(name: &str) -> Option<PathBuf> {
     shared_file(&format!("{KAGGLE_HEAD}/{name}"))
 }
 
 /// The three Kaggle head files in order: the first 8,000 lines of `train.txt`.
-pub fn kaggle_union(dir: &Path) -> Option<PathBuf> {
+pub(crate) fn kaggle_union(dir: &Path) -> Option<PathBuf> {
     let mut text = Vec::new();
     for name in ["train.tsv", "dev.tsv", "test.tsv"] {
         text.extend(std::fs::read(kaggle_file(name)?).unwrap());
@@ -23,18 +23,18 @@ pub fn kaggle_union(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Walks raw rows in file order and finds each, in order, in one of the splits.
-pub struct SplitCursor<'a> {
+pub(crate) struct SplitCursor<'a> {
     splits: Vec<(&'a SplitData, usize)>,
 }
 
 impl<'a> SplitCursor<'a> {
-    pub fn new(splits: &'a [SplitData]) -> Self {
+    pub(crate) fn new(splits: &'a [SplitData]) -> Self {
         Self {
             splits: splits.iter().map(|s| (s, 0)).collect(),
         }
     }
 
-    pub fn expect_next(&mut self, label: u8, dense: &[f32], ids: &[u32]) {
+    pub(crate) fn expect_next(&mut self, label: u8, dense: &[f32], ids: &[u32]) {
         for (split, next) in self.splits.iter_mut() {
             if *next < split.rows()
                 && split.labels[*next] == label
@@ -48,7 +48,7 @@ impl<'a> SplitCursor<'a> {
         panic!("row (label {label}, dense {dense:?}, ids {ids:?}) is not next in any split");
     }
 
-    pub fn assert_exhausted(&self) {
+    pub(crate) fn assert_exhausted(&self) {
         for (split, next) in &self.splits {
             assert_eq!(*next, split.rows(), "rows left over in a split");
         }

@@ -35,7 +35,9 @@ pub struct ImportOptions {
 /// A model imported by [`import_pytorch_with`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct PytorchImport {
+    /// The model in this crate's form.
     pub weights: DlrmWeights,
+    /// The naming the file followed.
     pub layout: PytorchLayout,
     /// Per table of `weights`, in order, the tensor it was read from (dataset columns must be
     /// given in this order).

@@ -48,6 +48,7 @@ pub struct QuantizeConfig {
     /// reference's than 3 sigmas of coarse boxes do, because most accumulators lie between
     /// box centres, where even clean boxes are read either way (docs/dlrm.md, "Fine boxes").
     pub min_clean_sigmas: f64,
+    /// The noise of the encrypted pipeline the bit widths are chosen for.
     pub noise: NoiseModel,
 }
 

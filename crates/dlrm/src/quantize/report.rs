@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// What the quantizer chose for one layer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerChoice {
+    /// `bottom.K`, `top.K` or `output`.
     pub name: String,
     /// Bits of the weights on bootstrap-fed and client inputs.
     pub weight_bits: u32,
@@ -56,6 +57,7 @@ pub struct QuantizeReport {
 /// What the quantizer chose for a dot model's square table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SquareChoice {
+    /// Log2 of the number of boxes of the square table.
     pub lut_bits: u32,
     /// Probability that a square of a pair with the bottom output (whose bootstrap noise it
     /// carries) reads a neighbouring box; the other pairs only carry the modulus switch's.
@@ -72,6 +74,7 @@ pub struct SquareChoice {
 /// One embedding width the quantizer tried.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WidthTrial {
+    /// The width tried.
     pub bits: u32,
     /// Mean squared difference between the integer and the float logits on the first 4000
     /// calibration rows.

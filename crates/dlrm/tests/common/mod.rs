@@ -5,7 +5,7 @@ use dlrm::{Dlrm, Execution, Interaction, Metrics, ModelPreset, QuantizedModel};
 
 /// The prepared UCI splits (train, test) and a model of the `uci` preset's sizes with
 /// `interaction`, trained on train with the preset's settings, or `None` without `../shared`.
-pub fn trained_uci(interaction: Interaction) -> Option<(SplitData, SplitData, Dlrm)> {
+pub(crate) fn trained_uci(interaction: Interaction) -> Option<(SplitData, SplitData, Dlrm)> {
     let raw = datasets::shared::shared_file("data/heart/processed.cleveland.data")?;
     let dir = tempfile::tempdir().unwrap();
     let prepared = dir.path().join("uci");
@@ -30,7 +30,12 @@ pub fn trained_uci(interaction: Interaction) -> Option<(SplitData, SplitData, Dl
 
 /// Asserts that `model`'s AUC on `test`, exact and with simulated noise (seed 1), is within
 /// `tolerance` of the float model's.
-pub fn assert_auc_close(model: &QuantizedModel, test: &SplitData, float: &Metrics, tolerance: f64) {
+pub(crate) fn assert_auc_close(
+    model: &QuantizedModel,
+    test: &SplitData,
+    float: &Metrics,
+    tolerance: f64,
+) {
     for (execution, name) in [
         (Execution::Exact, "integer"),
         (Execution::Simulate { seed: 1 }, "simulate"),
