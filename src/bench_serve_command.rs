@@ -103,6 +103,10 @@ pub(crate) fn run(args: BenchServeArgs) -> anyhow::Result<()> {
     let config = ServiceConfig {
         addr: "127.0.0.1:0".parse().expect("a valid address"),
         limits: limits.clone(),
+        // The benchmark's own loopback service.
+        access: serve::Access::Open {
+            insecure_remote: false,
+        },
         handle_signals: false,
     };
     let store = Arc::new(DirectoryKeyStore::open(store_dir.path())?);

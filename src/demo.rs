@@ -116,5 +116,6 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         simulate_seed: 1,
         server: None,
         server_model: None,
+        token: None,
     })
 }

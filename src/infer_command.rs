@@ -41,6 +41,10 @@ pub(crate) struct InferArgs {
     /// The model's name on the service (default: the model file's name without extension).
     #[arg(long, requires = "server")]
     pub server_model: Option<String>,
+    /// Bearer token for a service with tenants (`dlrm-he token add`); default: the
+    /// `DLRM_HE_TOKEN` environment variable.
+    #[arg(long, requires = "server")]
+    pub token: Option<String>,
 }
 
 pub(crate) fn infer(args: InferArgs) -> anyhow::Result<()> {
@@ -50,7 +54,12 @@ pub(crate) fn infer(args: InferArgs) -> anyhow::Result<()> {
             Some(name) => name.clone(),
             None => model_name(&args.session.model)?,
         };
-        session.remote = Some(Remote::connect(url, &name, &session, &args.session.keys)?);
+        let token = args
+            .token
+            .clone()
+            .or_else(|| std::env::var("DLRM_HE_TOKEN").ok());
+        let remote = Remote::connect(url, &name, &session, &args.session.keys, token.as_deref())?;
+        session.remote = Some(remote);
     }
     let float = args
         .float_model

@@ -10,7 +10,9 @@ use clap::Args;
 use dlrm::QuantizedModel;
 use fhe::ParameterSetId;
 use infer::ServerModel;
-use serve::{DirectoryKeyStore, Limits, NamedModel, RunningService, ServiceConfig};
+use serve::{
+    Access, DirectoryKeyStore, Limits, NamedModel, RunningService, ServiceConfig, Tenants,
+};
 
 use crate::logging::{self, LogFormat};
 use crate::session::{model_name, parameter_set};
@@ -30,6 +32,14 @@ pub(crate) struct ServeArgs {
     pub key_store: PathBuf,
     #[arg(long, value_parser = parameter_set, default_value_t = ParameterSetId::default())]
     pub parameter_set: ParameterSetId,
+    /// Tenants file (`dlrm-he token add`): every `/v1` call must carry a tenant's bearer token,
+    /// and each tenant sees and uses only its own keys.
+    #[arg(long)]
+    pub tenants: Option<PathBuf>,
+    /// Serve without authentication on an address other than loopback (a trusted network
+    /// only: anyone who can connect may register, list, use and delete keys).
+    #[arg(long, conflicts_with = "tenants")]
+    pub insecure_no_auth: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
     /// How each call's log line is written to stderr (the level: `RUST_LOG`, default `info`).
@@ -123,9 +133,25 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let store = DirectoryKeyStore::open(&args.key_store)?;
     let limits = args.limits.limits();
+    let access = match &args.tenants {
+        Some(file) => {
+            let tenants = Tenants::load(file)?;
+            if tenants.is_empty() {
+                bail!(
+                    "{}: no tenants: add one with `dlrm-he token add`",
+                    file.display()
+                );
+            }
+            Access::Tenants(tenants)
+        }
+        None => Access::Open {
+            insecure_remote: args.insecure_no_auth,
+        },
+    };
     let config = ServiceConfig {
         addr: args.addr,
         limits: limits.clone(),
+        access,
         handle_signals: true,
     };
     let service = RunningService::start(config, Arc::new(store), models)?;

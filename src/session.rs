@@ -65,15 +65,19 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
-    /// Connects to `url`, checks that its model `name` is the session's model, and registers
-    /// the session's server key.
+    /// Connects to `url` (with the bearer `token` of a service with tenants), checks that its
+    /// model `name` is the session's model, and registers the session's server key.
     pub(crate) fn connect(
         url: &str,
         name: &str,
         session: &Session,
         keys: &Path,
+        token: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let http = ServiceClient::new(url, Duration::from_secs(600))?;
+        let mut http = ServiceClient::new(url, Duration::from_secs(600))?;
+        if let Some(token) = token {
+            http = http.with_token(token);
+        }
         let interface = http.model_interface(name)?;
         if interface != *session.server.interface() {
             bail!(

@@ -18,6 +18,8 @@ const MAX_ANSWER_BYTES: u64 = 64 << 20;
 pub struct ServiceClient {
     base: String,
     agent: ureq::Agent,
+    /// `Authorization` header value of every `/v1` call, for a service with tenants.
+    authorization: Option<String>,
 }
 
 /// The answer to one inference call.
@@ -95,7 +97,23 @@ impl ServiceClient {
         Ok(ServiceClient {
             base: base.to_owned(),
             agent,
+            authorization: None,
         })
+    }
+
+    /// Sends `token` (from `dlrm-he token add`) as the bearer token of every call, for a
+    /// service started with tenants.
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.authorization = Some(format!("Bearer {}", token.trim()));
+        self
+    }
+
+    /// `request` with the bearer token, if the client has one.
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.authorization {
+            Some(value) => request.header("authorization", value),
+            None => request,
+        }
     }
 
     /// Registers a compressed server key; the id names it in inference calls.
@@ -107,8 +125,7 @@ impl ServiceClient {
         );
         let bytes = key.to_bytes()?;
         let response = self
-            .agent
-            .post(&url)
+            .authorized(self.agent.post(&url))
             .content_type("application/octet-stream")
             .send(&bytes[..]);
         let body = self.answer(&url, response)?;
@@ -118,7 +135,7 @@ impl ServiceClient {
     /// The interface of the model `name` (validated), to build requests with.
     pub fn model_interface(&self, name: &str) -> Result<ModelInterface> {
         let url = format!("{}/v1/models/{name}", self.base);
-        let response = self.agent.get(&url).call();
+        let response = self.authorized(self.agent.get(&url)).call();
         let body = self.answer(&url, response)?;
         let description: Description =
             serde_json::from_slice(&body).map_err(|e| self.bad_answer(&url, e))?;
@@ -168,8 +185,7 @@ impl ServiceClient {
         key_id: &str,
         body: &[u8],
     ) -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error> {
-        self.agent
-            .post(url)
+        self.authorized(self.agent.post(url))
             .header(KEY_HEADER, key_id)
             .content_type("application/octet-stream")
             .send(body)

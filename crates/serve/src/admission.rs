@@ -109,14 +109,17 @@ impl Admitted {
         admission.pool.spawn(move || {
             let _worker = worker;
             metrics.running.fetch_add(1, Ordering::Relaxed);
-            let outcome = work();
+            // A panic (a bug) fails this call only: the pool, the service and the other calls
+            // go on.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
             metrics.running.fetch_sub(1, Ordering::Relaxed);
             // The caller may have gone; the work is done either way.
             let _ = sender.send(outcome);
         });
         receiver
             .await
-            .map_err(|_| ApiError::internal("the FHE worker stopped"))
+            .map_err(|_| ApiError::internal("the FHE worker stopped"))?
+            .map_err(|_| ApiError::internal("the computation failed; the service keeps serving"))
     }
 }
 
@@ -126,5 +129,29 @@ impl Drop for Admitted {
             .metrics
             .admitted
             .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_its_call_and_the_next_call_runs() {
+        let limits = Limits {
+            fhe_threads: 1,
+            ..Limits::default()
+        };
+        let admission = Admission::new(&limits, Arc::new(ServiceMetrics::default())).unwrap();
+        let failed = admission
+            .admit()
+            .unwrap()
+            .run(|| -> u32 { panic!("injected") })
+            .await
+            .unwrap_err();
+        assert_eq!((failed.status, failed.code), (500, "internal"));
+        let answered = admission.admit().unwrap().run(|| 7).await.unwrap();
+        assert_eq!(answered, 7);
+        assert_eq!(admission.metrics.running.load(Ordering::Relaxed), 0);
     }
 }

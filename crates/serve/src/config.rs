@@ -6,6 +6,7 @@ use std::time::Duration;
 use infer::ServerModel;
 
 use crate::error::{Result, ServeError};
+use crate::tenants::Tenants;
 
 /// Limits and pool sizes. The defaults suit one machine: FHE work on every core, one call
 /// running at a time (its bootstraps already use every core, and a second concurrent call
@@ -34,6 +35,9 @@ pub struct Limits {
     pub max_batch: usize,
     /// Decompressed server keys kept in memory (least recently used are dropped).
     pub key_cache: usize,
+    /// Bytes of registered keys of every tenant together; uploads beyond it are refused with
+    /// 413 `store_full`.
+    pub max_store_bytes: u64,
 }
 
 impl Default for Limits {
@@ -50,6 +54,7 @@ impl Default for Limits {
             key_uploads: 2,
             max_batch: 32,
             key_cache: 16,
+            max_store_bytes: 16 << 30,
         }
     }
 }
@@ -73,6 +78,36 @@ impl Limits {
     }
 }
 
+/// Who may call the `/v1` API.
+#[derive(Clone, Debug)]
+pub enum Access {
+    /// Every `/v1` call carries `Authorization: Bearer <token>` of one of these tenants (401
+    /// otherwise), and each tenant sees and uses only the keys it registered.
+    Tenants(Tenants),
+    /// Anyone who can connect, sharing one set of keys.
+    Open {
+        /// Allow an address other than loopback (the command line's `--insecure-no-auth`);
+        /// otherwise the service refuses to start there.
+        insecure_remote: bool,
+    },
+}
+
+impl Access {
+    /// Refuses open access on a reachable address unless it was asked for explicitly.
+    pub(crate) fn check(&self, addr: SocketAddr) -> Result<()> {
+        match self {
+            Access::Open {
+                insecure_remote: false,
+            } if !addr.ip().is_loopback() => Err(ServeError::Config(format!(
+                "refusing to serve {addr} without authentication: give tenants \
+                 (`--tenants FILE`, see `dlrm-he token add`) or, on a trusted network, \
+                 `--insecure-no-auth`"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// How to start a service.
 #[derive(Clone, Debug)]
 pub struct ServiceConfig {
@@ -80,6 +115,8 @@ pub struct ServiceConfig {
     pub addr: SocketAddr,
     /// Bounds on concurrency, queues, sizes and caches.
     pub limits: Limits,
+    /// Who may call the API.
+    pub access: Access,
     /// Stop gracefully on Ctrl-C and SIGTERM (the command line); tests and benchmarks stop the
     /// service through [`RunningService::shutdown`](crate::RunningService::shutdown) instead.
     pub handle_signals: bool,

@@ -22,6 +22,7 @@
 //! The HTTP API is documented in `docs/api.md`.
 
 mod admission;
+mod auth;
 mod config;
 mod error;
 mod metrics;
@@ -32,10 +33,10 @@ mod state;
 mod store;
 mod tenants;
 
-pub use config::{Limits, NamedModel, ServiceConfig};
+pub use config::{Access, Limits, NamedModel, ServiceConfig};
 pub use error::{ApiError, Result, ServeError};
 pub use metrics::{STAGES, ServiceMetrics, latency_histogram, record};
 pub use routes::message::{BINARY, KEY_HEADER};
 pub use service::RunningService;
-pub use store::{DirectoryKeyStore, KeyEntry, KeyId, KeyStore};
+pub use store::{DirectoryKeyStore, KeyEntry, KeyId, KeyStore, Owner};
 pub use tenants::{MAX_TENANTS_FILE_BYTES, Quotas, Tenant, Tenants, Token, valid_name};

@@ -32,7 +32,8 @@ impl RunningService {
         store: Arc<dyn KeyStore>,
         models: Vec<NamedModel>,
     ) -> Result<Self> {
-        let shared = Arc::new(Shared::new(config.limits, store, models)?);
+        config.access.check(config.addr)?;
+        let shared = Arc::new(Shared::new(config.limits, config.access, store, models)?);
         let listener = std::net::TcpListener::bind(config.addr)
             .map_err(|e| ServeError::Start(format!("bind {}: {e}", config.addr)))?;
         listener

@@ -1,7 +1,7 @@
 //! What every route shares: the loaded models, the key store with its cache of decompressed
 //! keys, admission control, the metrics and the readiness flag.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -10,12 +10,14 @@ use axum::http::StatusCode;
 use fhe::{CompressedServerKey, ServerKey};
 use infer::ServerModel;
 use lru::LruCache;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::admission::Admission;
-use crate::config::{Limits, NamedModel};
+use crate::auth::Caller;
+use crate::config::{Access, Limits, NamedModel};
 use crate::error::{ApiError, Result, ServeError};
 use crate::metrics::ServiceMetrics;
-use crate::store::{KeyId, KeyStore};
+use crate::store::{KeyId, KeyStore, Owner};
 
 /// A served model and what the routes need to know about it.
 pub(crate) struct LoadedModel {
@@ -31,7 +33,13 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn KeyStore>,
     /// Decompressed server keys, least recently used dropped first (decompressing one costs
     /// far more than a call's lookups in the cache).
-    keys: Mutex<LruCache<KeyId, Arc<ServerKey>>>,
+    keys: Mutex<LruCache<(Owner, KeyId), Arc<ServerKey>>>,
+    /// Held while a key upload checks the quotas and stores the key, so two uploads cannot
+    /// both pass a quota only one of them fits.
+    pub(crate) registration: Mutex<()>,
+    pub(crate) access: Access,
+    /// Each tenant's calls admitted at once, by tenant name.
+    tenant_calls: HashMap<String, Arc<Semaphore>>,
     pub(crate) limits: Limits,
     pub(crate) admission: Arc<Admission>,
     pub(crate) metrics: Arc<ServiceMetrics>,
@@ -45,10 +53,21 @@ impl Shared {
     /// Checks `limits` and `models` (valid, distinct names) and builds the FHE pool.
     pub(crate) fn new(
         limits: Limits,
+        access: Access,
         store: Arc<dyn KeyStore>,
         models: Vec<NamedModel>,
     ) -> Result<Self> {
         limits.check()?;
+        let tenant_calls = match &access {
+            Access::Tenants(tenants) => tenants
+                .iter()
+                .map(|t| {
+                    let calls = t.quotas.max_concurrent_calls as usize;
+                    (t.name.clone(), Arc::new(Semaphore::new(calls)))
+                })
+                .collect(),
+            Access::Open { .. } => HashMap::new(),
+        };
         if models.is_empty() {
             return Err(ServeError::Config("no model to serve".into()));
         }
@@ -73,6 +92,9 @@ impl Shared {
             models: loaded,
             store,
             keys: Mutex::new(LruCache::new(key_cache)),
+            registration: Mutex::new(()),
+            access,
+            tenant_calls,
             admission: Admission::new(&limits, metrics.clone())?,
             limits,
             metrics,
@@ -94,22 +116,53 @@ impl Shared {
         })
     }
 
-    /// The decompressed key `id` (loaded from the store on a miss). Runs on the FHE pool.
-    pub(crate) fn server_key(&self, id: &KeyId) -> std::result::Result<Arc<ServerKey>, ApiError> {
-        if let Some(key) = self.key_cache().get(id) {
+    /// `owner`'s decompressed key `id` (loaded from the store on a miss). Runs on the FHE pool.
+    pub(crate) fn server_key(
+        &self,
+        owner: &Owner,
+        id: &KeyId,
+    ) -> std::result::Result<Arc<ServerKey>, ApiError> {
+        let cached = (owner.clone(), id.clone());
+        if let Some(key) = self.key_cache().get(&cached) {
             return Ok(key.clone());
         }
-        let (parameter_set, bytes) = self.store.load(id)?.ok_or_else(|| unknown_key(id))?;
+        let (parameter_set, bytes) = self.store.load(owner, id)?.ok_or_else(|| unknown_key(id))?;
         let key = CompressedServerKey::from_bytes(&bytes, parameter_set)
             .map_err(|e| ApiError::internal(format!("stored key {id} does not decode: {e}")))?;
         let key = Arc::new(key.decompress());
-        self.key_cache().put(id.clone(), key.clone());
+        self.key_cache().put(cached, key.clone());
         Ok(key)
     }
 
-    /// Drops the decompressed key `id` from memory (after its removal from the store).
-    pub(crate) fn forget_key(&self, id: &KeyId) {
-        self.key_cache().pop(id);
+    /// Drops `owner`'s decompressed key `id` from memory (after its removal from the store).
+    pub(crate) fn forget_key(&self, owner: &Owner, id: &KeyId) {
+        self.key_cache().pop(&(owner.clone(), id.clone()));
+    }
+
+    /// A place among the calling tenant's calls at once (none to take with open access), or
+    /// 429 `tenant_busy`.
+    pub(crate) fn tenant_call(
+        &self,
+        caller: &Caller,
+    ) -> std::result::Result<Option<OwnedSemaphorePermit>, ApiError> {
+        let Some(tenant) = &caller.tenant else {
+            return Ok(None);
+        };
+        let calls = self
+            .tenant_calls
+            .get(&tenant.name)
+            .expect("every tenant has its semaphore");
+        match calls.clone().try_acquire_owned() {
+            Ok(permit) => Ok(Some(permit)),
+            Err(_) => Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "tenant_busy",
+                format!(
+                    "tenant `{}` already has {} calls running or queued",
+                    tenant.name, tenant.quotas.max_concurrent_calls
+                ),
+            )),
+        }
     }
 
     /// Decompressed keys held in memory.
@@ -117,7 +170,7 @@ impl Shared {
         self.key_cache().len()
     }
 
-    fn key_cache(&self) -> std::sync::MutexGuard<'_, LruCache<KeyId, Arc<ServerKey>>> {
+    fn key_cache(&self) -> std::sync::MutexGuard<'_, LruCache<(Owner, KeyId), Arc<ServerKey>>> {
         self.keys.lock().expect("key cache lock")
     }
 }

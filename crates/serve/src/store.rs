@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, ServeError};
+use crate::tenants::valid_name;
 
 /// Identifier of a registered server key: the first 128 bits of the SHA-256 of its parameter
 /// set's name and its bytes, in hex. Uploading the same key twice gives the same id.
@@ -83,23 +84,37 @@ pub struct KeyEntry {
     pub bytes: u64,
 }
 
-/// Where registered server keys live. The directory store serves one process; a shared store
-/// (object storage, a database) for several replicas implements the same four calls.
-pub trait KeyStore: Send + Sync {
-    /// Stores `bytes` (already validated) under `id`. Returns false when the key was already
-    /// there. A key must never be visible half-written, even if the process dies mid-call.
-    fn put(&self, id: &KeyId, parameter_set: ParameterSetId, bytes: &[u8]) -> Result<bool>;
-    /// The entry of `id`, if registered.
-    fn entry(&self, id: &KeyId) -> Result<Option<KeyEntry>>;
-    /// The compressed bytes of `id`, if registered.
-    fn load(&self, id: &KeyId) -> Result<Option<(ParameterSetId, Vec<u8>)>>;
-    /// Removes `id`; false when it was not registered.
-    fn delete(&self, id: &KeyId) -> Result<bool>;
-    /// Every registered key.
-    fn list(&self) -> Result<Vec<KeyEntry>>;
+/// Whose keys a store call reads or writes. A key belongs to the tenant that registered it and
+/// no call of another owner can see it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// The service without tenants (open access): one shared set of keys.
+    Open,
+    /// A tenant, by its (validated) name.
+    Tenant(String),
 }
 
-/// A [`KeyStore`] in a directory: `<parameter set>/<key id>.key`, written under `.staging/`,
+/// Where registered server keys live. The directory store serves one process; a shared store
+/// (object storage, a database) for several replicas implements the same calls.
+pub trait KeyStore: Send + Sync {
+    /// Stores `bytes` (already validated) under `id` for `owner`. Returns false when the key
+    /// was already there. A key must never be visible half-written, even if the process dies
+    /// mid-call.
+    fn put(&self, owner: &Owner, id: &KeyId, set: ParameterSetId, bytes: &[u8]) -> Result<bool>;
+    /// The entry of `owner`'s key `id`, if registered.
+    fn entry(&self, owner: &Owner, id: &KeyId) -> Result<Option<KeyEntry>>;
+    /// The compressed bytes of `owner`'s key `id`, if registered.
+    fn load(&self, owner: &Owner, id: &KeyId) -> Result<Option<(ParameterSetId, Vec<u8>)>>;
+    /// Removes `owner`'s key `id`; false when it was not registered.
+    fn delete(&self, owner: &Owner, id: &KeyId) -> Result<bool>;
+    /// Every key of `owner`.
+    fn list(&self, owner: &Owner) -> Result<Vec<KeyEntry>>;
+    /// Keys and their bytes, every owner's together (the store-wide cap, the metrics).
+    fn totals(&self) -> Result<(usize, u64)>;
+}
+
+/// A [`KeyStore`] in a directory: `<parameter set>/<key id>.key` for [`Owner::Open`],
+/// `tenants/<name>/<parameter set>/<key id>.key` for a tenant, written under `.staging/`,
 /// synced, then renamed into place (atomic on one file system); every directory a call creates,
 /// renames into or removes from is synced before the call returns, so an acknowledged upload or
 /// delete survives a crash. Opening the store deletes whatever a killed process left in
@@ -111,6 +126,7 @@ pub struct DirectoryKeyStore {
 }
 
 const STAGING: &str = ".staging";
+const TENANTS: &str = "tenants";
 
 impl DirectoryKeyStore {
     /// Opens (creating if needed) the store at `root`.
@@ -121,12 +137,15 @@ impl DirectoryKeyStore {
     /// let store = DirectoryKeyStore::open(dir.path()).unwrap();
     /// let set = fhe::ParameterSetId::default();
     /// let id = KeyId::of(set, b"bytes");
-    /// assert!(store.put(&id, set, b"bytes").unwrap());
-    /// assert!(!store.put(&id, set, b"bytes").unwrap());
+    /// let owner = serve::Owner::Open;
+    /// assert!(store.put(&owner, &id, set, b"bytes").unwrap());
+    /// assert!(!store.put(&owner, &id, set, b"bytes").unwrap());
     /// let reopened = DirectoryKeyStore::open(dir.path()).unwrap();
-    /// assert_eq!(reopened.load(&id).unwrap(), Some((set, b"bytes".to_vec())));
-    /// assert!(reopened.delete(&id).unwrap());
-    /// assert!(reopened.list().unwrap().is_empty());
+    /// assert_eq!(reopened.load(&owner, &id).unwrap(), Some((set, b"bytes".to_vec())));
+    /// let other = serve::Owner::Tenant("globex".into());
+    /// assert_eq!(reopened.load(&other, &id).unwrap(), None);
+    /// assert!(reopened.delete(&owner, &id).unwrap());
+    /// assert!(reopened.list(&owner).unwrap().is_empty());
     /// ```
     pub fn open(root: &Path) -> Result<Self> {
         create_dir_durably(root)?;
@@ -141,17 +160,41 @@ impl DirectoryKeyStore {
         })
     }
 
-    fn path(&self, id: &KeyId, parameter_set: ParameterSetId) -> PathBuf {
-        self.root
+    /// The folder of `owner`'s keys.
+    fn folder(&self, owner: &Owner) -> PathBuf {
+        match owner {
+            Owner::Open => self.root.clone(),
+            Owner::Tenant(name) => self.root.join(TENANTS).join(name),
+        }
+    }
+
+    fn path(&self, owner: &Owner, id: &KeyId, parameter_set: ParameterSetId) -> PathBuf {
+        self.folder(owner)
             .join(parameter_set.name())
             .join(format!("{id}.key"))
     }
 
-    fn find(&self, id: &KeyId) -> Option<(ParameterSetId, PathBuf)> {
+    fn find(&self, owner: &Owner, id: &KeyId) -> Option<(ParameterSetId, PathBuf)> {
         ParameterSetId::ALL
             .into_iter()
-            .map(|set| (set, self.path(id, set)))
+            .map(|set| (set, self.path(owner, id, set)))
             .find(|(_, path)| path.is_file())
+    }
+
+    /// Every owner with a folder: the open keys and each tenant's.
+    fn owners(&self) -> Result<Vec<Owner>> {
+        let mut owners = vec![Owner::Open];
+        let tenants = self.root.join(TENANTS);
+        let Ok(listing) = std::fs::read_dir(&tenants) else {
+            return Ok(owners);
+        };
+        for item in listing {
+            let item = item.map_err(|e| ServeError::io(&tenants, e))?;
+            if let Some(name) = item.file_name().to_str().filter(|n| valid_name(n)) {
+                owners.push(Owner::Tenant(name.to_owned()));
+            }
+        }
+        Ok(owners)
     }
 }
 
@@ -174,12 +217,16 @@ fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 impl KeyStore for DirectoryKeyStore {
-    fn put(&self, id: &KeyId, parameter_set: ParameterSetId, bytes: &[u8]) -> Result<bool> {
-        let target = self.path(id, parameter_set);
+    fn put(&self, owner: &Owner, id: &KeyId, set: ParameterSetId, bytes: &[u8]) -> Result<bool> {
+        let target = self.path(owner, id, set);
         if target.is_file() {
             return Ok(false);
         }
         let folder = target.parent().expect("a key path has a parent");
+        if let Owner::Tenant(_) = owner {
+            create_dir_durably(&self.root.join(TENANTS))?;
+            create_dir_durably(&self.folder(owner))?;
+        }
         create_dir_durably(folder)?;
         let staged = self.root.join(STAGING).join(format!(
             "{id}.{}.{}",
@@ -197,8 +244,8 @@ impl KeyStore for DirectoryKeyStore {
         Ok(true)
     }
 
-    fn entry(&self, id: &KeyId) -> Result<Option<KeyEntry>> {
-        let Some((parameter_set, path)) = self.find(id) else {
+    fn entry(&self, owner: &Owner, id: &KeyId) -> Result<Option<KeyEntry>> {
+        let Some((parameter_set, path)) = self.find(owner, id) else {
             return Ok(None);
         };
         let bytes = std::fs::metadata(&path)
@@ -211,8 +258,8 @@ impl KeyStore for DirectoryKeyStore {
         }))
     }
 
-    fn load(&self, id: &KeyId) -> Result<Option<(ParameterSetId, Vec<u8>)>> {
-        let Some((parameter_set, path)) = self.find(id) else {
+    fn load(&self, owner: &Owner, id: &KeyId) -> Result<Option<(ParameterSetId, Vec<u8>)>> {
+        let Some((parameter_set, path)) = self.find(owner, id) else {
             return Ok(None);
         };
         let bytes = std::fs::read(&path).map_err(|e| ServeError::io(&path, e))?;
@@ -222,8 +269,8 @@ impl KeyStore for DirectoryKeyStore {
         Ok(Some((parameter_set, bytes)))
     }
 
-    fn delete(&self, id: &KeyId) -> Result<bool> {
-        let Some((_, path)) = self.find(id) else {
+    fn delete(&self, owner: &Owner, id: &KeyId) -> Result<bool> {
+        let Some((_, path)) = self.find(owner, id) else {
             return Ok(false);
         };
         std::fs::remove_file(&path).map_err(|e| ServeError::io(&path, e))?;
@@ -231,10 +278,10 @@ impl KeyStore for DirectoryKeyStore {
         Ok(true)
     }
 
-    fn list(&self) -> Result<Vec<KeyEntry>> {
+    fn list(&self, owner: &Owner) -> Result<Vec<KeyEntry>> {
         let mut entries = Vec::new();
         for parameter_set in ParameterSetId::ALL {
-            let folder = self.root.join(parameter_set.name());
+            let folder = self.folder(owner).join(parameter_set.name());
             let Ok(listing) = std::fs::read_dir(&folder) else {
                 continue;
             };
@@ -262,6 +309,16 @@ impl KeyStore for DirectoryKeyStore {
         entries.sort_by(|a, b| a.key_id.cmp(&b.key_id));
         Ok(entries)
     }
+
+    fn totals(&self) -> Result<(usize, u64)> {
+        let (mut keys, mut bytes) = (0, 0);
+        for owner in self.owners()? {
+            let entries = self.list(&owner)?;
+            keys += entries.len();
+            bytes += entries.iter().map(|e| e.bytes).sum::<u64>();
+        }
+        Ok((keys, bytes))
+    }
 }
 
 #[cfg(test)]
@@ -274,11 +331,33 @@ mod tests {
         let store = DirectoryKeyStore::open(dir.path()).unwrap();
         let set = ParameterSetId::default();
         let id = KeyId::of(set, b"bytes");
-        assert!(store.put(&id, set, b"bytes").unwrap());
-        std::fs::write(store.path(&id, set), b"bytez").unwrap();
-        let error = store.load(&id).unwrap_err();
+        let owner = Owner::Tenant("acme".into());
+        assert!(store.put(&owner, &id, set, b"bytes").unwrap());
+        std::fs::write(store.path(&owner, &id, set), b"bytez").unwrap();
+        let error = store.load(&owner, &id).unwrap_err();
         assert!(matches!(error, ServeError::CorruptKey { .. }), "{error}");
-        assert!(store.delete(&id).unwrap());
-        assert_eq!(store.load(&id).unwrap(), None);
+        assert!(store.delete(&owner, &id).unwrap());
+        assert_eq!(store.load(&owner, &id).unwrap(), None);
+    }
+
+    #[test]
+    fn owners_see_only_their_own_keys_and_the_total_counts_everyone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirectoryKeyStore::open(dir.path()).unwrap();
+        let set = ParameterSetId::default();
+        let (acme, globex) = (Owner::Tenant("acme".into()), Owner::Tenant("globex".into()));
+        let id = KeyId::of(set, b"acme key");
+        assert!(store.put(&acme, &id, set, b"acme key").unwrap());
+        assert!(
+            store
+                .put(&Owner::Open, &KeyId::of(set, b"xy"), set, b"xy")
+                .unwrap()
+        );
+        assert_eq!(store.list(&acme).unwrap().len(), 1);
+        assert!(store.list(&globex).unwrap().is_empty());
+        assert_eq!(store.list(&Owner::Open).unwrap().len(), 1);
+        assert_eq!(store.entry(&globex, &id).unwrap(), None);
+        assert!(!store.delete(&globex, &id).unwrap());
+        assert_eq!(store.totals().unwrap(), (2, 8 + 2));
     }
 }

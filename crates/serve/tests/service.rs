@@ -12,7 +12,7 @@ use std::time::Duration;
 use client::{Client, ServiceClient};
 use fhe::{ClientKey, CompressedServerKey, KeySeed, ParameterSetId};
 use infer::ServerModel;
-use serve::{DirectoryKeyStore, Limits, NamedModel, RunningService, ServiceConfig};
+use serve::{Access, DirectoryKeyStore, Limits, NamedModel, RunningService, ServiceConfig};
 
 struct Keys {
     client: ClientKey,
@@ -54,6 +54,9 @@ fn start(store: &Path, limits: Limits) -> RunningService {
     let config = ServiceConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         limits,
+        access: Access::Open {
+            insecure_remote: false,
+        },
         handle_signals: false,
     };
     let store = Arc::new(DirectoryKeyStore::open(store).unwrap());
@@ -412,7 +415,8 @@ fn saturation_is_refused_and_shutdown_finishes_in_flight_calls() {
         .to_bytes()
         .unwrap();
 
-    // One call is admitted and waits for the rest of its body: the only place is taken.
+    // A call whose body has not arrived holds no place: while it uploads, a complete call takes
+    // the only place and is answered.
     let mut first = stalled_call(
         addr,
         "/v1/models/tiny/infer",
@@ -421,11 +425,34 @@ fn saturation_is_refused_and_shutdown_finishes_in_flight_calls() {
         &good[..good.len() / 2],
     );
     std::thread::sleep(Duration::from_millis(300));
-    let mut refused = stalled_call(addr, "/v1/models/tiny/infer", &key_id, good.len(), b"");
+    let (status, _) = call(
+        addr,
+        "POST",
+        "/v1/models/tiny/infer",
+        &[("x-key-id", &key_id)],
+        &good,
+    );
+    assert_eq!(status, 200);
+    // A batch running in the only place: a complete call meanwhile is refused.
+    let batch = infer::encode_batch(&vec![good.clone(); 32]);
+    let batch_key = key_id.clone();
+    let running = std::thread::spawn(move || {
+        call(
+            addr,
+            "POST",
+            "/v1/models/tiny/infer-batch",
+            &[("x-key-id", &batch_key)],
+            &batch,
+        )
+        .0
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    let mut refused = stalled_call(addr, "/v1/models/tiny/infer", &key_id, good.len(), &good);
     let raw = read_raw(&mut refused);
     let (status, body) = parse_answer(&raw);
     assert_eq!((status, error_code(&body).as_str()), (429, "overloaded"));
     assert!(raw.to_ascii_lowercase().contains("retry-after: 1"), "{raw}");
+    assert_eq!(running.join().unwrap(), 200);
     // Likewise for key uploads.
     let mut upload = stalled_call(
         addr,
@@ -474,5 +501,5 @@ fn a_killed_upload_leaves_no_key_behind() {
     let store = DirectoryKeyStore::open(dir.path()).unwrap();
     assert!(!staged.exists());
     use serve::KeyStore;
-    assert!(store.list().unwrap().is_empty());
+    assert!(store.list(&serve::Owner::Open).unwrap().is_empty());
 }

@@ -1,31 +1,35 @@
 //! `/v1/models/{name}/infer` and `/infer-batch`: encrypted requests run with a registered key.
-//! A call names its model and key, takes a place in the queue, and only then sends its body,
-//! which runs on the FHE pool.
+//! A call names its model and key, takes a place among its tenant's calls, sends its body, and
+//! only then takes a place in the queue; it runs on the FHE pool.
 
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use infer::{BatchError, StageTimings};
 
 use crate::admission::Admitted;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::observe::{note_key, note_model, note_stages};
 use crate::routes::message::{KEY_HEADER, binary, read_body};
 use crate::state::{AppState, LoadedModel, unknown_key};
-use crate::store::KeyId;
+use crate::store::{KeyId, Owner};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// `POST /v1/models/{name}/infer`: one request, answered with its stages in `server-timing`.
 pub(crate) async fn infer_one(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (model, key, admitted, bytes) = accept_call(&state, &name, &headers, body, 1).await?;
-    let mut answers = run(&state, &admitted, model, key, vec![bytes]).await?;
+    let call = accept_call(&state, &caller, &name, &headers, body, 1).await?;
+    let bytes = call.body.clone();
+    let mut answers = run(&state, &call, vec![bytes]).await?;
     let (response, timings) = answers.pop().expect("one request gives one answer");
     Ok(binary(response, Some(&timings)))
 }
@@ -33,47 +37,71 @@ pub(crate) async fn infer_one(
 /// `POST /v1/models/{name}/infer-batch`: requests in the batch framing, answered in order.
 pub(crate) async fn infer_batch(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let max_items = state.limits.max_batch;
-    let (model, key, admitted, bytes) =
-        accept_call(&state, &name, &headers, body, max_items).await?;
-    let requests: Vec<Bytes> = infer::decode_batch(&bytes, max_items)?
+    let call = accept_call(&state, &caller, &name, &headers, body, max_items).await?;
+    let bytes = &call.body;
+    let requests: Vec<Bytes> = infer::decode_batch(bytes, max_items)?
         .into_iter()
         .map(|item| bytes.slice_ref(item))
         .collect();
-    let answers = run(&state, &admitted, model, key, requests).await?;
+    let answers = run(&state, &call, requests).await?;
     let responses: Vec<Vec<u8>> = answers.into_iter().map(|(bytes, _)| bytes).collect();
     Ok(binary(infer::encode_batch(&responses), None))
 }
 
-/// The common start of an inference call: the model, its key, a place in the queue, then the
-/// body (read only once admitted, under a limit of `items` requests).
+/// An inference call ready to run: its model, the caller's key, its body and its places.
+struct AcceptedCall {
+    model: Arc<LoadedModel>,
+    owner: Owner,
+    key: KeyId,
+    body: Bytes,
+    admitted: Admitted,
+    /// The caller's place among its tenant's calls, held until the answer.
+    _tenant_call: Option<OwnedSemaphorePermit>,
+}
+
+/// The common start of an inference call: the model, the caller's key, a place among the
+/// tenant's calls, the body (under a limit of `items` requests), and only then a place in the
+/// queue, so a slow upload holds no queue slot other callers need.
 async fn accept_call(
     state: &AppState,
+    caller: &Caller,
     name: &str,
     headers: &HeaderMap,
     body: Body,
     items: usize,
-) -> Result<(Arc<LoadedModel>, KeyId, Admitted, Bytes), ApiError> {
+) -> Result<AcceptedCall, ApiError> {
     let model = state.model(name)?;
     note_model(&model.name);
-    let key = registered_key(state, headers, &model)?;
+    let owner = caller.owner();
+    let key = registered_key(state, &owner, headers, &model)?;
     note_key(&key);
-    let admitted = state.admission.admit()?;
+    let tenant_call = state.tenant_call(caller)?;
     let limit = match items {
         1 => model.max_request_bytes,
         n => n * (model.max_request_bytes + 8) + 16,
     };
-    let bytes = read_body(body, headers, limit, state.limits.body_timeout).await?;
-    Ok((model, key, admitted, bytes))
+    let body = read_body(body, headers, limit, state.limits.body_timeout).await?;
+    let admitted = state.admission.admit()?;
+    Ok(AcceptedCall {
+        model,
+        owner,
+        key,
+        body,
+        admitted,
+        _tenant_call: tenant_call,
+    })
 }
 
 /// The registered key named by the call's header, checked against the model's parameter set.
 fn registered_key(
     state: &AppState,
+    owner: &Owner,
     headers: &HeaderMap,
     model: &LoadedModel,
 ) -> Result<KeyId, ApiError> {
@@ -88,7 +116,10 @@ fn registered_key(
             )
         })?;
     let id: KeyId = text.parse()?;
-    let entry = state.store.entry(&id)?.ok_or_else(|| unknown_key(&id))?;
+    let entry = state
+        .store
+        .entry(owner, &id)?
+        .ok_or_else(|| unknown_key(&id))?;
     let expected = model.server.interface().parameter_set;
     if entry.parameter_set != expected {
         return Err(ApiError::new(
@@ -107,15 +138,15 @@ fn registered_key(
 /// and records their stages.
 async fn run(
     state: &AppState,
-    admitted: &Admitted,
-    model: Arc<LoadedModel>,
-    key: KeyId,
+    call: &AcceptedCall,
     requests: Vec<Bytes>,
 ) -> Result<Vec<(Vec<u8>, StageTimings)>, ApiError> {
     let shared = state.clone();
-    let answers = admitted
+    let (model, owner, key) = (call.model.clone(), call.owner.clone(), call.key.clone());
+    let answers = call
+        .admitted
         .run(move || {
-            let key = shared.server_key(&key)?;
+            let key = shared.server_key(&owner, &key)?;
             let answers = model
                 .server
                 .infer_batch_bytes(&key, &requests)

@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{delete, get, post};
 
+use crate::auth::authenticate;
 use crate::error::ApiError;
 use crate::observe::{log_call, track};
 use crate::state::AppState;
@@ -29,6 +30,8 @@ pub(crate) fn router(state: AppState) -> Router {
             "/v1/models/{name}/infer-batch",
             post(inference::infer_batch),
         )
+        // Every `/v1` route above, not the probes below.
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
         .route("/metrics", get(probes::metrics))

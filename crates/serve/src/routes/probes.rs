@@ -32,8 +32,8 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let registered = state
         .store
-        .list()
-        .map_or(f64::NAN, |keys| keys.len() as f64);
+        .totals()
+        .map_or(f64::NAN, |(keys, _)| keys as f64);
     let gauges = [
         (
             "dlrmhe_registered_keys",

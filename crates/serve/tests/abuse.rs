@@ -1,0 +1,314 @@
+//! Abuse tests: calls without a valid token are refused, a tenant cannot see, use or delete
+//! another tenant's keys (they answer 404 as if absent), quotas answer their codes, one tenant
+//! cannot hold more calls than its quota, open access is refused on a reachable address unless
+//! asked for, and made-up methods and paths leave the metrics a fixed set.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use fhe::{ClientKey, KeySeed, ParameterSetId};
+use infer::ServerModel;
+use serve::{
+    Access, DirectoryKeyStore, Limits, NamedModel, Quotas, RunningService, ServiceConfig, Tenants,
+};
+
+/// Two distinct compressed server keys (key generation is the slow part).
+fn server_keys() -> &'static [Vec<u8>; 2] {
+    static KEYS: OnceLock<[Vec<u8>; 2]> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        [41u128, 43].map(|seed| {
+            let client = ClientKey::from_seed(ParameterSetId::default(), KeySeed(seed));
+            client
+                .compressed_server_key(KeySeed(seed + 1))
+                .to_bytes()
+                .unwrap()
+        })
+    })
+}
+
+fn model() -> NamedModel {
+    NamedModel {
+        name: "tiny".into(),
+        model: ServerModel::new(&infer::testing::tiny_model(), ParameterSetId::default()).unwrap(),
+    }
+}
+
+fn start(store: &std::path::Path, access: Access, limits: Limits) -> serve::Result<RunningService> {
+    let config = ServiceConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        limits,
+        access,
+        handle_signals: false,
+    };
+    let store = Arc::new(DirectoryKeyStore::open(store).unwrap());
+    RunningService::start(config, store, vec![model()])
+}
+
+/// One HTTP/1.1 call: status and body.
+fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if let Some(token) = token {
+        head.push_str(&format!("authorization: Bearer {token}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+fn code((status, body): (u16, String)) -> (u16, String) {
+    let value: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    (status, value["error"]["code"].as_str().unwrap().to_owned())
+}
+
+fn key_id(answer: &(u16, String)) -> String {
+    let value: serde_json::Value = serde_json::from_str(&answer.1).unwrap();
+    value["key_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn tokens_are_required_and_tenants_never_see_each_others_keys() {
+    let store = tempfile::tempdir().unwrap();
+    let mut tenants = Tenants::default();
+    let acme = tenants.add("acme", Quotas::default()).unwrap();
+    let globex = tenants.add("globex", Quotas::default()).unwrap();
+    let (acme, globex) = (acme.reveal().to_owned(), globex.reveal().to_owned());
+    let service = start(store.path(), Access::Tenants(tenants), Limits::default()).unwrap();
+    let addr = service.addr();
+    let keys = server_keys();
+
+    // Anonymous and wrongly authenticated calls: 401 on every /v1 route, probes stay open.
+    let unauthenticated = (401, "unauthenticated".to_owned());
+    for token in [None, Some("dlrmhe_0000"), Some("")] {
+        assert_eq!(
+            code(call(addr, "GET", "/v1/keys", token, &[], b"")),
+            unauthenticated
+        );
+        assert_eq!(
+            code(call(addr, "POST", "/v1/keys", token, &[], &keys[0])),
+            unauthenticated
+        );
+        assert_eq!(
+            code(call(addr, "GET", "/v1/models/tiny", token, &[], b"")),
+            unauthenticated
+        );
+    }
+    assert_eq!(call(addr, "GET", "/healthz", None, &[], b"").0, 200);
+
+    // acme registers a key; globex cannot list, fetch, use or delete it.
+    let registered = call(addr, "POST", "/v1/keys", Some(&acme), &[], &keys[0]);
+    assert_eq!(registered.0, 201, "{}", registered.1);
+    let id = key_id(&registered);
+    let listed = call(addr, "GET", "/v1/keys", Some(&globex), &[], b"");
+    assert_eq!(listed, (200, "[]".to_owned()));
+    let unknown = (404, "unknown_key".to_owned());
+    let path = format!("/v1/keys/{id}");
+    assert_eq!(
+        code(call(addr, "GET", &path, Some(&globex), &[], b"")),
+        unknown
+    );
+    assert_eq!(
+        code(call(addr, "DELETE", &path, Some(&globex), &[], b"")),
+        unknown
+    );
+    let infer = "/v1/models/tiny/infer";
+    let headers = [("x-key-id", id.as_str())];
+    assert_eq!(
+        code(call(addr, "POST", infer, Some(&globex), &headers, b"x")),
+        unknown
+    );
+    // The same bytes registered by globex are globex's own key, apart from acme's.
+    assert_eq!(
+        call(addr, "POST", "/v1/keys", Some(&globex), &[], &keys[0]).0,
+        201
+    );
+    assert_eq!(call(addr, "DELETE", &path, Some(&globex), &[], b"").0, 204);
+    // acme's key is untouched.
+    assert_eq!(call(addr, "GET", &path, Some(&acme), &[], b"").0, 200);
+    let listed = call(addr, "GET", "/v1/keys", Some(&acme), &[], b"");
+    assert!(listed.0 == 200 && listed.1.contains(&id), "{listed:?}");
+    service.shutdown().unwrap();
+}
+
+#[test]
+fn quotas_answer_their_codes() {
+    let keys = server_keys();
+    let key_bytes = keys[0].len() as u64;
+    let store = tempfile::tempdir().unwrap();
+    let mut tenants = Tenants::default();
+    let one_key = Quotas {
+        max_keys: 1,
+        ..Quotas::default()
+    };
+    let small = Quotas {
+        max_key_bytes: key_bytes - 1,
+        ..Quotas::default()
+    };
+    let one_call = Quotas {
+        max_concurrent_calls: 1,
+        ..Quotas::default()
+    };
+    let one_key = tenants.add("one-key", one_key).unwrap();
+    let small = tenants.add("small", small).unwrap();
+    let one_call = tenants.add("one-call", one_call).unwrap();
+    let limits = Limits {
+        max_store_bytes: 3 * key_bytes,
+        ..Limits::default()
+    };
+    let service = start(store.path(), Access::Tenants(tenants), limits).unwrap();
+    let addr = service.addr();
+
+    let post = |token: &str, key: &[u8]| call(addr, "POST", "/v1/keys", Some(token), &[], key);
+    assert_eq!(post(one_key.reveal(), &keys[0]).0, 201);
+    // The same key again is no new key.
+    assert_eq!(post(one_key.reveal(), &keys[0]).0, 200);
+    assert_eq!(
+        code(post(one_key.reveal(), &keys[1])),
+        (429, "key_quota".into())
+    );
+    assert_eq!(
+        code(post(small.reveal(), &keys[0])),
+        (413, "key_bytes_quota".into())
+    );
+    // The store-wide cap: three keys fit, a fourth does not, whoever sends it.
+    assert_eq!(post(one_call.reveal(), &keys[0]).0, 201);
+    assert_eq!(post(one_call.reveal(), &keys[1]).0, 201);
+    let full = post(one_call.reveal(), &{
+        let client = ClientKey::from_seed(ParameterSetId::default(), KeySeed(47));
+        client
+            .compressed_server_key(KeySeed(48))
+            .to_bytes()
+            .unwrap()
+    });
+    assert_eq!(code(full), (413, "store_full".into()));
+
+    // One call of `one-call` uploading its body slowly: its second call is refused, another
+    // tenant's call is not held back by it.
+    let id = key_id(&post(one_call.reveal(), &keys[0]));
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(
+        format!(
+            "POST /v1/models/tiny/infer HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {}\r\nx-key-id: {id}\r\ncontent-length: 1000\r\n\r\n",
+            one_call.reveal()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let headers = [("x-key-id", id.as_str())];
+    let busy = call(
+        addr,
+        "POST",
+        "/v1/models/tiny/infer",
+        Some(one_call.reveal()),
+        &headers,
+        b"x",
+    );
+    assert_eq!(code(busy), (429, "tenant_busy".into()));
+    let other = call(addr, "GET", "/v1/keys", Some(one_key.reveal()), &[], b"");
+    assert_eq!(other.0, 200);
+    drop(slow);
+    service.shutdown().unwrap();
+}
+
+#[test]
+fn open_access_is_refused_on_a_reachable_address_unless_asked_for() {
+    let store = tempfile::tempdir().unwrap();
+    let config = |access| ServiceConfig {
+        addr: "0.0.0.0:0".parse().unwrap(),
+        limits: Limits::default(),
+        access,
+        handle_signals: false,
+    };
+    let open = Arc::new(DirectoryKeyStore::open(store.path()).unwrap());
+    let refused = RunningService::start(
+        config(Access::Open {
+            insecure_remote: false,
+        }),
+        open.clone(),
+        vec![model()],
+    );
+    let error = refused
+        .err()
+        .expect("open access on 0.0.0.0 is refused")
+        .to_string();
+    assert!(error.contains("--tenants"), "{error}");
+    let insecure = RunningService::start(
+        config(Access::Open {
+            insecure_remote: true,
+        }),
+        open.clone(),
+        vec![model()],
+    )
+    .unwrap();
+    insecure.shutdown().unwrap();
+    let mut tenants = Tenants::default();
+    tenants.add("acme", Quotas::default()).unwrap();
+    let with_tenants =
+        RunningService::start(config(Access::Tenants(tenants)), open, vec![model()]).unwrap();
+    with_tenants.shutdown().unwrap();
+}
+
+#[test]
+fn made_up_methods_and_paths_leave_the_metrics_a_fixed_set() {
+    let store = tempfile::tempdir().unwrap();
+    let open = Access::Open {
+        insecure_remote: false,
+    };
+    let service = start(store.path(), open, Limits::default()).unwrap();
+    let addr = service.addr();
+    let metrics = || call(addr, "GET", "/metrics", None, &[], b"").1;
+    let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+    // One round of every kind of call first, so every series that can exist exists.
+    let round = |i: usize| {
+        call(addr, &format!("X{i}"), "/healthz", None, &[], b"");
+        call(addr, "GET", &format!("/made-up/{i}"), None, &[], b"");
+        call(
+            addr,
+            &format!("Y{i}"),
+            &format!("/v1/keys/{i}"),
+            None,
+            &[],
+            b"",
+        );
+        call(addr, "GET", "/healthz", None, &[], b"");
+    };
+    round(0);
+    metrics(); // `/metrics` itself is a series from its first call on.
+    let before = series(&metrics());
+    for i in 1..2_500 {
+        round(i);
+    }
+    let after = metrics();
+    assert_eq!(series(&after), before, "{after}");
+    assert!(
+        !after.contains("X17") && !after.contains("made-up"),
+        "{after}"
+    );
+    service.shutdown().unwrap();
+}
