@@ -1,7 +1,8 @@
 //! Abuse tests: calls without a valid token are refused, a tenant cannot see, use or delete
 //! another tenant's keys (they answer 404 as if absent), quotas answer their codes, one tenant
 //! cannot hold more calls than its quota, open access is refused on a reachable address unless
-//! asked for, and made-up methods and paths leave the metrics a fixed set.
+//! asked for, made-up methods and paths leave the metrics a fixed set, and a killed upload
+//! leaves no key behind.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -311,4 +312,18 @@ fn made_up_methods_and_paths_leave_the_metrics_a_fixed_set() {
         "{after}"
     );
     service.shutdown().unwrap();
+}
+
+#[test]
+fn a_killed_upload_leaves_no_key_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DirectoryKeyStore::open(dir.path()).unwrap();
+    // What a process killed between writing and renaming leaves: a staged file.
+    let staged = dir.path().join(".staging").join("0123.partial");
+    std::fs::write(&staged, b"half a key").unwrap();
+    drop(store);
+    let store = DirectoryKeyStore::open(dir.path()).unwrap();
+    assert!(!staged.exists());
+    use serve::KeyStore;
+    assert!(store.list(&serve::Owner::Open).unwrap().is_empty());
 }

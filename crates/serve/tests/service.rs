@@ -489,17 +489,3 @@ fn saturation_is_refused_and_shutdown_finishes_in_flight_calls() {
     stopping.join().unwrap().unwrap();
     assert!(TcpStream::connect(addr).is_err());
 }
-
-#[test]
-fn a_killed_upload_leaves_no_key_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = DirectoryKeyStore::open(dir.path()).unwrap();
-    // What a process killed between writing and renaming leaves: a staged file.
-    let staged = dir.path().join(".staging").join("0123.partial");
-    std::fs::write(&staged, b"half a key").unwrap();
-    drop(store);
-    let store = DirectoryKeyStore::open(dir.path()).unwrap();
-    assert!(!staged.exists());
-    use serve::KeyStore;
-    assert!(store.list(&serve::Owner::Open).unwrap().is_empty());
-}
