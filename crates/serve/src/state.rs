@@ -13,11 +13,11 @@ use lru::LruCache;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::admission::Admission;
-use crate::auth::Caller;
 use crate::config::{Access, Limits, NamedModel};
 use crate::error::{ApiError, Result, ServeError};
 use crate::metrics::ServiceMetrics;
 use crate::store::{KeyId, KeyStore, Owner};
+use crate::tenants::Tenant;
 
 /// A served model and what the routes need to know about it.
 pub(crate) struct LoadedModel {
@@ -143,9 +143,9 @@ impl Shared {
     /// 429 `tenant_busy`.
     pub(crate) fn tenant_call(
         &self,
-        caller: &Caller,
+        tenant: Option<&Tenant>,
     ) -> std::result::Result<Option<OwnedSemaphorePermit>, ApiError> {
-        let Some(tenant) = &caller.tenant else {
+        let Some(tenant) = tenant else {
             return Ok(None);
         };
         let calls = self

@@ -81,7 +81,7 @@ async fn accept_call(
     let owner = caller.owner();
     let key = registered_key(state, &owner, headers, &model)?;
     note_key(&key);
-    let tenant_call = state.tenant_call(caller)?;
+    let tenant_call = state.tenant_call(caller.tenant.as_ref())?;
     let limit = match items {
         1 => model.max_request_bytes,
         n => n * (model.max_request_bytes + 8) + 16,
