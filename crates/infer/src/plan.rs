@@ -121,10 +121,9 @@ impl InteractionPlan {
     }
 }
 
-/// Costs in core-milliseconds of the kernels, for the plan's estimate. The default figures were
-/// measured on this project's 2-core development machine with the 2_2 set (`docs/fhe.md`):
-/// keyswitch + bootstrap 19.4 ms per ciphertext on 2 threads, a packed product 0.04 ms, a
-/// 512 x 512 dense layer 95.7 ms on 2 threads.
+/// Costs in core-milliseconds of the kernels, for the plan's estimate. The default figures are
+/// the kernel benchmarks of the 2_2 set on this project's 2-core development machine, listed
+/// with that machine in `docs/fhe.md` (the constants below restate them).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct CostModel {
     /// One keyswitch + programmable bootstrap.
@@ -136,8 +135,8 @@ pub struct CostModel {
 }
 
 impl CostModel {
-    /// The measured figures for `parameter_set` (the 3_3 set's polynomials are four times
-    /// longer; its bootstraps cost about ten times as much).
+    /// The measured figures for `parameter_set` (the 3_3 set's are the 2_2 set's scaled by its
+    /// longer polynomials and costlier bootstraps, `docs/fhe.md`).
     pub fn for_parameter_set(parameter_set: ParameterSetId) -> Self {
         let base = CostModel {
             bootstrap_ms: 2.0 * 19.4,
