@@ -38,6 +38,9 @@ pub struct Limits {
     /// Bytes of registered keys of every tenant together; uploads beyond it are refused with
     /// 413 `store_full`.
     pub max_store_bytes: u64,
+    /// Open connections at once; further clients wait in the operating system's accept queue
+    /// until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -55,6 +58,7 @@ impl Default for Limits {
             max_batch: 32,
             key_cache: 16,
             max_store_bytes: 16 << 30,
+            max_connections: 256,
         }
     }
 }
@@ -68,6 +72,7 @@ impl Limits {
             ("key_uploads", self.key_uploads),
             ("max_batch", self.max_batch),
             ("key_cache", self.key_cache),
+            ("max_connections", self.max_connections),
         ];
         match counts.iter().find(|(_, n)| *n == 0) {
             Some((name, _)) => Err(ServeError::Config(format!(

@@ -127,8 +127,14 @@ async fn accept_until_stopped(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(state.limits.header_timeout);
+    let connections = Arc::new(tokio::sync::Semaphore::new(state.limits.max_connections));
     tokio::pin!(stop);
     loop {
+        // A place for one more connection first: at the cap, clients wait in the accept queue.
+        let place = tokio::select! {
+            place = connections.clone().acquire_owned() => place.expect("never closed"),
+            _ = &mut stop => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 // A failed accept (out of descriptors, a reset) concerns one connection only;
@@ -140,6 +146,7 @@ async fn accept_until_stopped(
                 let service = hyper_util::service::TowerToHyperService::new(app.clone());
                 let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
                 tokio::spawn(async move {
+                    let _place = place;
                     let _ = connection.await;
                 });
             }

@@ -1,8 +1,8 @@
 //! Abuse tests: calls without a valid token are refused, a tenant cannot see, use or delete
 //! another tenant's keys (they answer 404 as if absent), quotas answer their codes, one tenant
 //! cannot hold more calls than its quota, open access is refused on a reachable address unless
-//! asked for, made-up methods and paths leave the metrics a fixed set, and a killed upload
-//! leaves no key behind.
+//! asked for, made-up methods and paths leave the metrics a fixed set, connections beyond the
+//! cap wait, and a killed upload leaves no key behind.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -326,4 +326,50 @@ fn a_killed_upload_leaves_no_key_behind() {
     assert!(!staged.exists());
     use serve::KeyStore;
     assert!(store.list(&serve::Owner::Open).unwrap().is_empty());
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_until_one_closes() {
+    let store = tempfile::tempdir().unwrap();
+    let open = Access::Open {
+        insecure_remote: false,
+    };
+    let limits = Limits {
+        max_connections: 2,
+        ..Limits::default()
+    };
+    let service = start(store.path(), open, limits).unwrap();
+    let addr = service.addr();
+    // Two clients hold every place with headers they never finish.
+    let mut holders: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nhost: te")
+                .unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A third is connected by the operating system but not served while they stay.
+    let mut waiting = TcpStream::connect(addr).unwrap();
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(waiting.read(&mut byte).is_err(), "served beyond the cap");
+    // One holder leaves: the waiting client is served.
+    drop(holders.pop());
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = Vec::new();
+    waiting.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(holders);
+    service.shutdown().unwrap();
 }
