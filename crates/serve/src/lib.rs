@@ -25,6 +25,7 @@ mod admission;
 mod auth;
 mod config;
 mod error;
+mod hex;
 mod metrics;
 mod observe;
 mod routes;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, ServeError};
+use crate::hex;
 use crate::tenants::valid_name;
 
 /// Identifier of a registered server key: the first 128 bits of the SHA-256 of its parameter
@@ -38,12 +39,7 @@ impl KeyId {
         hasher.update([0]);
         hasher.update(bytes);
         let digest = hasher.finalize();
-        KeyId(
-            digest[..Self::HEX_DIGITS / 2]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        )
+        KeyId(hex::encode(&digest[..Self::HEX_DIGITS / 2]))
     }
 
     /// The id as text.
@@ -57,9 +53,7 @@ impl FromStr for KeyId {
 
     /// Accepts exactly 32 lowercase hex digits, so an id can never name a path outside the store.
     fn from_str(text: &str) -> Result<Self> {
-        let valid = text.len() == Self::HEX_DIGITS
-            && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if valid {
+        if hex::is_lowercase(text, Self::HEX_DIGITS) {
             Ok(KeyId(text.to_owned()))
         } else {
             Err(ServeError::BadKeyId(text.chars().take(64).collect()))

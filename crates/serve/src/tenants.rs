@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, ServeError};
+use crate::hex;
 
 /// Largest tenants file read, so a mistaken path cannot make the service read gigabytes.
 pub const MAX_TENANTS_FILE_BYTES: u64 = 4 << 20;
@@ -153,7 +154,7 @@ impl Tenants {
         let mut bytes = [0u8; TOKEN_BYTES];
         getrandom::fill(&mut bytes)
             .map_err(|e| ServeError::Start(format!("no randomness for a token: {e}")))?;
-        let token = Token(format!("{TOKEN_PREFIX}{}", hex(&bytes)));
+        let token = Token(format!("{TOKEN_PREFIX}{}", hex::encode(&bytes)));
         self.insert(Tenant {
             name: name.into(),
             token_sha256: token_hash(token.reveal()),
@@ -195,12 +196,7 @@ impl Tenants {
                 tenant.name.chars().take(80).collect::<String>()
             ));
         }
-        let hash_ok = tenant.token_sha256.len() == 64
-            && tenant
-                .token_sha256
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !hash_ok {
+        if !hex::is_lowercase(&tenant.token_sha256, 64) {
             return Err(format!(
                 "tenant `{}`: token_sha256 is not 64 lowercase hex digits",
                 tenant.name
@@ -244,11 +240,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&Sha256::digest(token.as_bytes()))
 }
 
 #[cfg(test)]
