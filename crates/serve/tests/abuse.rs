@@ -4,6 +4,8 @@
 //! asked for, made-up methods and paths leave the metrics a fixed set, connections beyond the
 //! cap wait, and a killed upload leaves no key behind.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, OnceLock};
@@ -47,7 +49,7 @@ fn start(store: &std::path::Path, access: Access, limits: Limits) -> serve::Resu
     RunningService::start(config, store, vec![model()])
 }
 
-/// One HTTP/1.1 call: status and body.
+/// A call with `token` as its bearer token, if any: status and body.
 fn call(
     addr: SocketAddr,
     method: &str,
@@ -56,35 +58,17 @@ fn call(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    if let Some(token) = token {
-        head.push_str(&format!("authorization: Bearer {token}\r\n"));
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    if let Some(bearer) = &bearer {
+        all.push(("authorization", bearer));
     }
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    let _ = stream.write_all(body);
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text[9..12].parse().unwrap();
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+    common::call(addr, method, path, &all, body)
 }
 
+/// Status and error code.
 fn code((status, body): (u16, String)) -> (u16, String) {
-    let value: serde_json::Value =
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    (status, value["error"]["code"].as_str().unwrap().to_owned())
+    (status, common::error_code(&body))
 }
 
 fn key_id(answer: &(u16, String)) -> String {

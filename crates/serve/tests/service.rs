@@ -12,6 +12,9 @@ use std::time::Duration;
 use client::{Client, ServiceClient};
 use fhe::{ClientKey, CompressedServerKey, KeySeed, ParameterSetId};
 use infer::ServerModel;
+mod common;
+
+use common::{call, error_code, parse_answer, read_answer, read_raw};
 use serve::{Access, DirectoryKeyStore, Limits, NamedModel, RunningService, ServiceConfig};
 
 struct Keys {
@@ -81,56 +84,6 @@ fn service_client(service: &RunningService) -> ServiceClient {
     ServiceClient::new(&url(service), Duration::from_secs(120)).unwrap()
 }
 
-/// A raw HTTP call; returns the status and the body.
-fn call(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    // The service may answer (and close) before reading a body it refuses.
-    let _ = stream.write_all(body);
-    read_answer(&mut stream)
-}
-
-fn read_answer(stream: &mut TcpStream) -> (u16, String) {
-    parse_answer(&read_raw(stream))
-}
-
-/// Everything the service sent, headers included.
-fn read_raw(stream: &mut TcpStream) -> String {
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-fn parse_answer(text: &str) -> (u16, String) {
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
-}
-
 /// Opens a call that declares a body of `length` bytes and sends only `sent` of them.
 fn stalled_call(
     addr: SocketAddr,
@@ -149,12 +102,6 @@ fn stalled_call(
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(sent).unwrap();
     stream
-}
-
-fn error_code(body: &str) -> String {
-    let value: serde_json::Value =
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    value["error"]["code"].as_str().unwrap().to_owned()
 }
 
 /// Encrypts `rows` for the served model, runs them through the service one by one and as a
