@@ -335,6 +335,20 @@ impl CompressedServerKey {
             + HEADER_ALLOWANCE
     }
 
+    /// The most bytes a key of `parameter_set` takes in the form [`CompressedServerKey::to_bytes`]
+    /// writes: what a service may accept as an upload for that set before reading it.
+    ///
+    /// ```no_run
+    /// use fhe::{ClientKey, CompressedServerKey, KeySeed, ParameterSetId};
+    /// let set = ParameterSetId::default();
+    /// let key = ClientKey::from_seed(set, KeySeed(1)).compressed_server_key(KeySeed(2));
+    /// assert!(key.to_bytes()?.len() as u64 <= CompressedServerKey::max_bytes(set));
+    /// # Ok::<(), fhe::FheError>(())
+    /// ```
+    pub fn max_bytes(parameter_set: ParameterSetId) -> u64 {
+        Self::size_limit(parameter_set.parameters())
+    }
+
     /// Checks the stored dimensions first, then the container lengths, so that no derived
     /// quantity is ever computed from an inconsistent object.
     fn validate(&self, params: FheParameters) -> Result<()> {

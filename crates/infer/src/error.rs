@@ -35,6 +35,13 @@ pub enum InferError {
         /// The model it says it is for.
         found: String,
     },
+    /// The caller gave up (a client that disconnected); the request stopped at a layer
+    /// boundary, `stage` the one it would have started.
+    #[error("abandoned by its caller before the {stage} stage")]
+    Abandoned {
+        /// The stage that did not run.
+        stage: &'static str,
+    },
 }
 
 /// Why a batch of requests given as bytes was not answered: one request does not decode (the

@@ -254,7 +254,7 @@ impl ServerModel {
     /// Runs one request with the client's server key.
     pub fn infer(&self, key: &ServerKey, request: &Request) -> Result<(Response, StageTimings)> {
         let mut timings = StageTimings::default();
-        let response = self.run(key, request, &mut timings, None)?;
+        let response = self.run(key, request, &mut timings, None, &never)?;
         Ok((response, timings))
     }
 
@@ -276,6 +276,34 @@ impl ServerModel {
         key: &ServerKey,
         requests: &[B],
     ) -> std::result::Result<Vec<(Vec<u8>, StageTimings)>, BatchError> {
+        self.infer_batch_bytes_until(key, requests, &never)
+    }
+
+    /// Like [`ServerModel::infer_batch_bytes`], asking `abandoned` at every layer boundary
+    /// whether the caller still wants the answers: once it says yes, every request stops
+    /// before its next stage with [`InferError::Abandoned`], so the work of a client that
+    /// disconnected ends within one layer.
+    ///
+    /// ```
+    /// use fhe::{ClientKey, KeySeed, ParameterSetId};
+    /// let server = infer::ServerModel::new(&infer::testing::tiny_model(), ParameterSetId::default())?;
+    /// let client_key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// let server_key = client_key.compressed_server_key(KeySeed(2)).decompress();
+    /// let request = infer::encrypt_request(&client_key, server.interface(), &[0.5, -1.0], &[3, 7])?;
+    /// let bytes = request.to_bytes()?;
+    /// let error = server
+    ///     .infer_batch_bytes_until(&server_key, &[bytes], &|| true)
+    ///     .unwrap_err()
+    ///     .into_inner();
+    /// assert!(matches!(error, infer::InferError::Abandoned { stage: "bottom" }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn infer_batch_bytes_until<B: AsRef<[u8]> + Sync>(
+        &self,
+        key: &ServerKey,
+        requests: &[B],
+        abandoned: &(dyn Fn() -> bool + Sync),
+    ) -> std::result::Result<Vec<(Vec<u8>, StageTimings)>, BatchError> {
         let decoded = each(requests.iter().enumerate().collect(), |(index, bytes)| {
             let started = Instant::now();
             let request = Request::from_bytes(bytes.as_ref(), self.interface())
@@ -283,7 +311,8 @@ impl ServerModel {
             Ok((request, started.elapsed()))
         })?;
         each(decoded, |(request, decode)| {
-            let (response, mut timings) = self.infer(key, &request)?;
+            let mut timings = StageTimings::default();
+            let response = self.run(key, &request, &mut timings, None, abandoned)?;
             timings.decode += decode;
             let started = Instant::now();
             let bytes = response.to_bytes()?;
@@ -304,7 +333,13 @@ impl ServerModel {
             interaction: None,
             top_input: None,
         };
-        let response = self.run(key, request, &mut StageTimings::default(), Some(&mut trace))?;
+        let response = self.run(
+            key,
+            request,
+            &mut StageTimings::default(),
+            Some(&mut trace),
+            &never,
+        )?;
         Ok((response, trace))
     }
 
@@ -314,7 +349,12 @@ impl ServerModel {
         request: &Request,
         timings: &mut StageTimings,
         mut trace: Option<&mut ExecutionTrace>,
+        abandoned: &(dyn Fn() -> bool + Sync),
     ) -> Result<Response> {
+        let stage_may_start = |stage: &'static str| match abandoned() {
+            true => Err(InferError::Abandoned { stage }),
+            false => Ok(()),
+        };
         let interface = self.interface();
         if request.model_id != interface.model_id {
             return Err(InferError::ModelMismatch {
@@ -337,6 +377,7 @@ impl ServerModel {
         let dense = request.dense.decompress().to_ntt()?;
         timings.decode = started.elapsed();
 
+        stage_may_start("bottom")?;
         let started = Instant::now();
         let mut accumulators = self.first.apply(&dense)?.extract(&self.first_slots)?;
         accumulators.add_plaintexts(&self.first_bias, self.first_bias_encoding)?;
@@ -344,6 +385,7 @@ impl ServerModel {
         record(&mut trace, &accumulators, Some(&x));
         let bottom_stages = self.plan.bottom_layers - 1;
         for stage in &self.stages[..bottom_stages] {
+            stage_may_start("bottom")?;
             accumulators = stage.dense.apply(&x)?;
             let table = stage.table.as_ref().expect("bottom layers have tables");
             x = key.keyswitch_bootstrap(&accumulators, table)?;
@@ -356,6 +398,7 @@ impl ServerModel {
         };
         timings.bottom = started.elapsed();
 
+        stage_may_start("lookup")?;
         let started = Instant::now();
         match (&self.tables, &request.query) {
             (Some(tables), Some(query)) => {
@@ -367,6 +410,7 @@ impl ServerModel {
         }
         timings.lookup = started.elapsed();
 
+        stage_may_start("interaction")?;
         let started = Instant::now();
         if let (Some(dot), Some(vectors)) = (&self.dot, vectors) {
             let sums = dot.sums.apply(&vectors)?;
@@ -385,6 +429,7 @@ impl ServerModel {
 
         let started = Instant::now();
         for stage in &self.stages[bottom_stages..] {
+            stage_may_start("top")?;
             let accumulators = stage.dense.apply(&x)?;
             match &stage.table {
                 Some(table) => {
@@ -404,6 +449,11 @@ impl ServerModel {
             logit: x,
         })
     }
+}
+
+/// A caller that never gives up.
+fn never() -> bool {
+    false
 }
 
 /// Applies `job` to every item: side by side on the current rayon pool for several, on the

@@ -82,10 +82,12 @@ pub(crate) struct Admitted {
 }
 
 impl Admitted {
-    /// Waits for a worker (within the queue timeout), then runs `work` on the FHE pool.
+    /// Waits for a worker (within the queue timeout), then runs `work` on the FHE pool. `work`
+    /// is given a question to ask between its steps: whether the caller has gone (the call's
+    /// future was dropped, as when its client disconnects), so that it can stop early.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&(dyn Fn() -> bool + Sync)) -> T + Send + 'static,
     ) -> std::result::Result<T, ApiError> {
         let admission = &self.admission;
         let worker = tokio::time::timeout(
@@ -111,7 +113,9 @@ impl Admitted {
             metrics.running.fetch_add(1, Ordering::Relaxed);
             // A panic (a bug) fails this call only: the pool, the service and the other calls
             // go on.
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            let caller_gone = || sender.is_closed();
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&caller_gone)));
             metrics.running.fetch_sub(1, Ordering::Relaxed);
             // The caller may have gone; the work is done either way.
             let _ = sender.send(outcome);
@@ -146,11 +150,11 @@ mod tests {
         let failed = admission
             .admit()
             .unwrap()
-            .run(|| -> u32 { panic!("injected") })
+            .run(|_| -> u32 { panic!("injected") })
             .await
             .unwrap_err();
         assert_eq!((failed.status, failed.code), (500, "internal"));
-        let answered = admission.admit().unwrap().run(|| 7).await.unwrap();
+        let answered = admission.admit().unwrap().run(|_| 7).await.unwrap();
         assert_eq!(answered, 7);
         assert_eq!(admission.metrics.running.load(Ordering::Relaxed), 0);
     }

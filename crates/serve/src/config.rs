@@ -24,6 +24,12 @@ pub struct Limits {
     pub queue_timeout: Duration,
     /// Longest time to receive a body before the call is refused with 408 (slow clients).
     pub body_timeout: Duration,
+    /// Bytes per second a body must keep up with after [`Limits::body_rate_grace`], or the call
+    /// is refused with 408 `body_too_slow` (0: no minimum rate, only the timeout).
+    pub min_body_rate: u64,
+    /// Time a body may take before the minimum rate applies (connection set-up, the first
+    /// bytes of a small body on a slow link).
+    pub body_rate_grace: Duration,
     /// Longest time to receive a request's headers before the connection is closed (clients
     /// that open connections and trickle or never finish their headers).
     pub header_timeout: Duration,
@@ -52,6 +58,8 @@ impl Default for Limits {
             queue: 4 * cores,
             queue_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
+            min_body_rate: 64 << 10,
+            body_rate_grace: Duration::from_secs(5),
             header_timeout: Duration::from_secs(10),
             max_key_bytes: 64 << 20,
             key_uploads: 2,

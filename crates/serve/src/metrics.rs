@@ -48,6 +48,8 @@ pub struct ServiceMetrics {
     pub(crate) admitted: AtomicU64,
     /// Inference calls running on the FHE pool.
     pub(crate) running: AtomicU64,
+    /// Inference calls whose client left before the answer and whose work stopped early.
+    pub(crate) abandoned: AtomicU64,
 }
 
 impl Default for ServiceMetrics {
@@ -57,6 +59,7 @@ impl Default for ServiceMetrics {
             started: Instant::now(),
             admitted: AtomicU64::new(0),
             running: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
         }
     }
 }
@@ -83,6 +86,11 @@ impl ServiceMetrics {
                 .or_insert_with(latency_histogram);
             record(histogram, elapsed);
         }
+    }
+
+    /// Inference calls stopped early because their client left.
+    pub fn abandoned_calls(&self) -> u64 {
+        self.abandoned.load(Ordering::Relaxed)
     }
 
     /// The latency histogram of `endpoint` so far (empty if never called).
@@ -150,6 +158,14 @@ impl ServiceMetrics {
                 histogram,
             );
         }
+        let abandoned = self.abandoned_calls();
+        header(
+            &mut out,
+            "dlrmhe_inference_abandoned_total",
+            "counter",
+            "Inference calls stopped at a layer boundary because their client left.",
+        );
+        let _ = writeln!(out, "dlrmhe_inference_abandoned_total {abandoned}");
         let admitted = self.admitted.load(Ordering::Relaxed) as f64;
         let running = self.running.load(Ordering::Relaxed) as f64;
         let uptime = self.started.elapsed().as_secs_f64();

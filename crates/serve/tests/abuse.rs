@@ -12,10 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use fhe::{ClientKey, KeySeed, ParameterSetId};
-use infer::ServerModel;
-use serve::{
-    Access, DirectoryKeyStore, Limits, NamedModel, Quotas, RunningService, ServiceConfig, Tenants,
-};
+use serve::{Access, DirectoryKeyStore, Limits, Quotas, RunningService, ServiceConfig, Tenants};
 
 /// Two distinct compressed server keys (key generation is the slow part).
 fn server_keys() -> &'static [Vec<u8>; 2] {
@@ -31,22 +28,8 @@ fn server_keys() -> &'static [Vec<u8>; 2] {
     })
 }
 
-fn model() -> NamedModel {
-    NamedModel {
-        name: "tiny".into(),
-        model: ServerModel::new(&infer::testing::tiny_model(), ParameterSetId::default()).unwrap(),
-    }
-}
-
 fn start(store: &std::path::Path, access: Access, limits: Limits) -> serve::Result<RunningService> {
-    let config = ServiceConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        limits,
-        access,
-        handle_signals: false,
-    };
-    let store = Arc::new(DirectoryKeyStore::open(store).unwrap());
-    RunningService::start(config, store, vec![model()])
+    common::start_tiny(store, access, limits)
 }
 
 /// A call with `token` as its bearer token, if any: status and body.
@@ -236,7 +219,7 @@ fn open_access_is_refused_on_a_reachable_address_unless_asked_for() {
             insecure_remote: false,
         }),
         open.clone(),
-        vec![model()],
+        vec![common::tiny()],
     );
     let error = refused
         .err()
@@ -248,14 +231,15 @@ fn open_access_is_refused_on_a_reachable_address_unless_asked_for() {
             insecure_remote: true,
         }),
         open.clone(),
-        vec![model()],
+        vec![common::tiny()],
     )
     .unwrap();
     insecure.shutdown().unwrap();
     let mut tenants = Tenants::default();
     tenants.add("acme", Quotas::default()).unwrap();
     let with_tenants =
-        RunningService::start(config(Access::Tenants(tenants)), open, vec![model()]).unwrap();
+        RunningService::start(config(Access::Tenants(tenants)), open, vec![common::tiny()])
+            .unwrap();
     with_tenants.shutdown().unwrap();
 }
 

@@ -6,16 +6,15 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use client::{Client, ServiceClient};
 use fhe::{ClientKey, CompressedServerKey, KeySeed, ParameterSetId};
-use infer::ServerModel;
 mod common;
 
 use common::{call, error_code, parse_answer, read_answer, read_raw};
-use serve::{Access, DirectoryKeyStore, Limits, NamedModel, RunningService, ServiceConfig};
+use serve::{Access, Limits, RunningService};
 
 struct Keys {
     client: ClientKey,
@@ -50,20 +49,10 @@ fn other_model() -> dlrm::QuantizedModel {
 }
 
 fn start(store: &Path, limits: Limits) -> RunningService {
-    let models = vec![NamedModel {
-        name: "tiny".into(),
-        model: ServerModel::new(&tiny(), ParameterSetId::default()).unwrap(),
-    }];
-    let config = ServiceConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        limits,
-        access: Access::Open {
-            insecure_remote: false,
-        },
-        handle_signals: false,
+    let open = Access::Open {
+        insecure_remote: false,
     };
-    let store = Arc::new(DirectoryKeyStore::open(store).unwrap());
-    RunningService::start(config, store, models).unwrap()
+    common::start_tiny(store, open, limits).unwrap()
 }
 
 /// A service whose store holds the file's server key; returns the key's id.
@@ -350,6 +339,8 @@ fn saturation_is_refused_and_shutdown_finishes_in_flight_calls() {
         workers: 1,
         queue: 0,
         key_uploads: 1,
+        // Its stalled calls wait for long steps; the minimum rate has its own tests.
+        min_body_rate: 0,
         ..Limits::default()
     };
     let (service, key_id) = start_with_key(store.path(), limits);

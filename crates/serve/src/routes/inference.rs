@@ -3,12 +3,13 @@
 //! only then takes a place in the queue; it runs on the FHE pool.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use infer::{BatchError, StageTimings};
+use infer::{BatchError, InferError, StageTimings};
 
 use crate::admission::Admitted;
 use crate::auth::Caller;
@@ -86,7 +87,7 @@ async fn accept_call(
         1 => model.max_request_bytes,
         n => n * (model.max_request_bytes + 8) + 16,
     };
-    let body = read_body(body, headers, limit, state.limits.body_timeout).await?;
+    let body = read_body(body, headers, limit, &state.limits).await?;
     let admitted = state.admission.admit()?;
     Ok(AcceptedCall {
         model,
@@ -145,12 +146,12 @@ async fn run(
     let (model, owner, key) = (call.model.clone(), call.owner.clone(), call.key.clone());
     let answers = call
         .admitted
-        .run(move || {
+        .run(move |caller_gone| {
             let key = shared.server_key(&owner, &key)?;
             let answers = model
                 .server
-                .infer_batch_bytes(&key, &requests)
-                .map_err(|error| batch_error(error, requests.len() > 1))?;
+                .infer_batch_bytes_until(&key, &requests, caller_gone)
+                .map_err(|error| batch_error(error, requests.len() > 1, &shared))?;
             for (_, timings) in &answers {
                 shared.metrics.record_stages(&model.name, timings);
             }
@@ -162,8 +163,8 @@ async fn run(
 }
 
 /// A request that does not decode is the client's error (with its index in a batch of
-/// several); a failure running decoded requests is the service's.
-fn batch_error(error: BatchError, batch: bool) -> ApiError {
+/// several); a failure running decoded requests is the service's, unless the client left.
+fn batch_error(error: BatchError, batch: bool, state: &AppState) -> ApiError {
     match error {
         BatchError::Request { index, source } => {
             let mut error = ApiError::from(source);
@@ -171,6 +172,15 @@ fn batch_error(error: BatchError, batch: bool) -> ApiError {
                 error.message = format!("request {index}: {}", error.message);
             }
             error
+        }
+        BatchError::Execution(InferError::Abandoned { stage }) => {
+            state.metrics.abandoned.fetch_add(1, Ordering::Relaxed);
+            // Nobody reads this answer; the log line keeps its code.
+            ApiError::new(
+                StatusCode::from_u16(499).expect("a valid status"),
+                "client_left",
+                format!("the client left; stopped before the {stage} stage"),
+            )
         }
         BatchError::Execution(source) => ApiError::internal(source.to_string()),
     }

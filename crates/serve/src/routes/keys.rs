@@ -48,13 +48,11 @@ pub(crate) async fn register_key(
     };
     // Taken before the body is read, so concurrent uploads cannot exhaust memory.
     let _upload = state.admission.admit_key_upload()?;
-    let bytes = read_body(
-        body,
-        &headers,
-        state.limits.max_key_bytes,
-        state.limits.body_timeout,
-    )
-    .await?;
+    let limit = (state.limits.max_key_bytes as u64)
+        .min(CompressedServerKey::max_bytes(parameter_set))
+        .try_into()
+        .unwrap_or(usize::MAX);
+    let bytes = read_body(body, &headers, limit, &state.limits).await?;
     let shared = state.clone();
     let registered = tokio::task::spawn_blocking(move || {
         CompressedServerKey::from_bytes(&bytes, parameter_set)

@@ -1,13 +1,15 @@
 //! The parts of HTTP messages the routes share: the key header, the binary content type, bodies
-//! read under a size limit and a timeout, and binary answers.
+//! read under a size limit, a timeout and a minimum rate, and binary answers.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 use infer::StageTimings;
 
+use crate::config::Limits;
 use crate::error::ApiError;
 
 /// The header that names the registered server key an inference call runs with.
@@ -15,12 +17,15 @@ pub const KEY_HEADER: &str = "x-key-id";
 /// Content type of keys, requests and responses (the bytes formats of `fhe` and `infer`).
 pub const BINARY: &str = "application/octet-stream";
 
-/// Reads a body of at most `limit` bytes within `timeout`.
+/// Reads a body of at most `limit` bytes, within the body timeout and at the minimum rate of
+/// `limits`: after the grace period, the bytes received must keep up with `min_body_rate`, so a
+/// client that trickles its body is cut off early instead of holding its connection and its
+/// tenant's call place for the whole timeout.
 pub(crate) async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
-    timeout: Duration,
+    limits: &Limits,
 ) -> Result<Bytes, ApiError> {
     let too_large = |size: String| {
         ApiError::new(
@@ -36,25 +41,69 @@ pub(crate) async fn read_body(
     if let Some(length) = declared.filter(|&l| l > limit as u64) {
         return Err(too_large(length.to_string()));
     }
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
-        Err(_) => Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            format!("the body did not arrive within {} s", timeout.as_secs_f64()),
-        )),
-        Ok(Err(error)) => {
-            let error = error.into_inner();
-            if error.is::<http_body_util::LengthLimitError>() {
-                Err(too_large(format!("more than {limit}")))
-            } else {
-                Err(ApiError::new(
+    let started = Instant::now();
+    let timeout_at = started + limits.body_timeout;
+    // Filled as the bytes arrive: a declared length is only a claim.
+    let mut received = Vec::new();
+    let mut body = http_body_util::Limited::new(body, limit);
+    loop {
+        let due = due_by(started, received.len(), limits).min(timeout_at);
+        let frame = match tokio::time::timeout_at(due.into(), body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(Bytes::from(received)),
+            Err(_) if due == timeout_at => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!(
+                        "the body did not arrive within {} s",
+                        limits.body_timeout.as_secs_f64()
+                    ),
+                ));
+            }
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_too_slow",
+                    format!(
+                        "the body arrived slower than {} bytes/s ({} bytes in {:.1} s)",
+                        limits.min_body_rate,
+                        received.len(),
+                        started.elapsed().as_secs_f64()
+                    ),
+                ));
+            }
+        };
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    received.extend_from_slice(&data);
+                }
+            }
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                return Err(too_large(format!("more than {limit}")));
+            }
+            Err(error) => {
+                return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "bad_body",
                     format!("reading the body: {error}"),
-                ))
+                ));
             }
         }
-        Ok(Ok(bytes)) => Ok(bytes),
+    }
+}
+
+/// When the bytes after the first `received` must have started arriving: the grace period,
+/// plus the time `received` bytes take at the minimum rate.
+fn due_by(started: Instant, received: usize, limits: &Limits) -> Instant {
+    match limits.min_body_rate {
+        0 => started + limits.body_timeout,
+        rate => {
+            started
+                + limits.body_rate_grace
+                + Duration::from_secs_f64(received as f64 / rate as f64)
+        }
     }
 }
 

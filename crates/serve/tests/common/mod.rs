@@ -1,8 +1,39 @@
-//! Raw HTTP/1.1 calls to a service under test, and reading its JSON errors.
+//! The service under test (the tiny model on a loopback port), raw HTTP/1.1 calls to it, and
+//! reading its JSON errors.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use fhe::ParameterSetId;
+use infer::ServerModel;
+use serve::{Access, DirectoryKeyStore, Limits, NamedModel, RunningService, ServiceConfig};
+
+/// [`tiny`] served on a free loopback port, its keys kept in `store`.
+pub(crate) fn start_tiny(
+    store: &Path,
+    access: Access,
+    limits: Limits,
+) -> serve::Result<RunningService> {
+    let config = ServiceConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        limits,
+        access,
+        handle_signals: false,
+    };
+    let store = Arc::new(DirectoryKeyStore::open(store).unwrap());
+    RunningService::start(config, store, vec![tiny()])
+}
+
+/// The tiny hand-made model (`infer::testing`) under the name `tiny`.
+pub(crate) fn tiny() -> NamedModel {
+    NamedModel {
+        name: "tiny".into(),
+        model: ServerModel::new(&infer::testing::tiny_model(), ParameterSetId::default()).unwrap(),
+    }
+}
 
 /// A raw HTTP call; returns the status and the body.
 pub(crate) fn call(
