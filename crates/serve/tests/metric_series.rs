@@ -6,7 +6,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::call;
+use common::{call, error_code};
 use serve::{Access, Limits};
 
 /// Made-up calls in one round: a method on a real path, a made-up path, and both at once.
@@ -43,6 +43,8 @@ fn made_up_methods_and_paths_leave_the_metrics_and_memory_flat() {
     let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
     // A warm-up as long as the measured part: every series that can exist exists, and the
     // allocator and the runtime have reached their working size.
+    let (status, body) = call(addr, "GET", "/made-up/first", &[], b"");
+    assert_eq!((status, error_code(&body).as_str()), (404, "not_found"));
     for i in 0..ROUNDS {
         round(addr, i);
     }
