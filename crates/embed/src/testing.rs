@@ -2,7 +2,7 @@
 //! WordPiece `tokenizer.json` over a given vocabulary and an F32 token table in
 //! `model.safetensors`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
@@ -121,18 +121,16 @@ pub fn word_model_dir(rows: usize, dim: usize) -> tempfile::TempDir {
 }
 
 /// The model directory of the crate's examples: `[UNK]`, `hello`, `world`, `##s`, `[CLS]`,
-/// `[SEP]` and a 6 x 4 table, under the system temporary directory, named after `name` and the
-/// process.
+/// `[SEP]` and a 6 x 4 table, in a temporary directory removed when dropped.
 ///
 /// ```
-/// let dir = embed::testing::doc_model_dir("testing");
-/// assert!(dir.join(embed::llm::TOKENIZER_FILE).is_file());
+/// let dir = embed::testing::doc_model_dir();
+/// assert!(dir.path().join(embed::llm::TOKENIZER_FILE).is_file());
 /// ```
-pub fn doc_model_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("embed-doc-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+pub fn doc_model_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
     let values: Vec<f32> = (0..24).map(|i| (i as f32 - 11.5) / 10.0).collect();
     let vocabulary = ["[UNK]", "hello", "world", "##s", "[CLS]", "[SEP]"];
-    write_model_dir(&dir, &vocabulary, 4, &values);
+    write_model_dir(dir.path(), &vocabulary, 4, &values);
     dir
 }

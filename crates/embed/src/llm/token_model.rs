@@ -11,7 +11,8 @@ use crate::error::{EmbedError, Result};
 /// A tokenizer and its quantised token-embedding table.
 ///
 /// ```
-/// # let dir = embed::testing::doc_model_dir("model-type");
+/// # let temporary = embed::testing::doc_model_dir();
+/// # let dir = temporary.path();
 /// use embed::llm::{BERT_TOKEN_TENSOR, TokenModel};
 /// let model = TokenModel::load(&dir, BERT_TOKEN_TENSOR, 8).unwrap();
 /// assert_eq!(model.table().rows(), 6);
@@ -37,7 +38,8 @@ impl TokenModel {
     /// looked up); its truncation is kept.
     ///
     /// ```
-    /// # let dir = embed::testing::doc_model_dir("model-load");
+    /// # let temporary = embed::testing::doc_model_dir();
+    /// # let dir = temporary.path();
     /// use embed::{EmbedError, llm::{BERT_TOKEN_TENSOR, TokenModel}};
     /// assert!(TokenModel::load(&dir, BERT_TOKEN_TENSOR, 8).is_ok());
     /// let missing = TokenModel::load(&dir.join("absent"), BERT_TOKEN_TENSOR, 8);
@@ -70,7 +72,8 @@ impl TokenModel {
     /// The quantised table.
     ///
     /// ```
-    /// # let dir = embed::testing::doc_model_dir("model-table");
+    /// # let temporary = embed::testing::doc_model_dir();
+    /// # let dir = temporary.path();
     /// use embed::llm::{BERT_TOKEN_TENSOR, TokenModel};
     /// assert_eq!(TokenModel::load(&dir, BERT_TOKEN_TENSOR, 8).unwrap().table().dim(), 4);
     /// ```
@@ -82,7 +85,8 @@ impl TokenModel {
     /// `add_special_tokens`.
     ///
     /// ```
-    /// # let dir = embed::testing::doc_model_dir("model-tokenize");
+    /// # let temporary = embed::testing::doc_model_dir();
+    /// # let dir = temporary.path();
     /// use embed::llm::{BERT_TOKEN_TENSOR, TokenModel};
     /// let model = TokenModel::load(&dir, BERT_TOKEN_TENSOR, 8).unwrap();
     /// let text = model.tokenize("Hello worlds", true).unwrap();
