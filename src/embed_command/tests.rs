@@ -150,13 +150,13 @@ fn options_default_to_the_bert_tensor() {
 
 #[test]
 fn a_report_is_exact_when_every_output_equals_the_table() {
-    let dir = doc_model_dir("report-exact");
+    let dir = doc_model_dir();
     let options = EmbedOptions {
         key_seed: Some(1),
         ..EmbedOptions::default()
     };
     assert!(
-        run_embed_command(&dir, "hello", &options)
+        run_embed_command(dir.path(), "hello", &options)
             .unwrap()
             .is_exact()
     );
@@ -164,12 +164,12 @@ fn a_report_is_exact_when_every_output_equals_the_table() {
 
 #[test]
 fn both_modes_embed_a_text_exactly() {
-    let dir = doc_model_dir("run");
+    let dir = doc_model_dir();
     let options = EmbedOptions {
         key_seed: Some(7),
         ..EmbedOptions::default()
     };
-    let report = run_embed_command(&dir, "Hello world", &options).unwrap();
+    let report = run_embed_command(dir.path(), "Hello world", &options).unwrap();
     assert_eq!(report.text.tokens, ["[CLS]", "hello", "world", "[SEP]"]);
     assert_eq!(report.integer_mismatches, 0);
     assert!(report.max_error_vs_float <= report.scale / 2.0 + 1e-6);
@@ -179,7 +179,7 @@ fn both_modes_embed_a_text_exactly() {
         ..options
     };
     assert_eq!(
-        run_embed_command(&dir, "Hello world", &per_token)
+        run_embed_command(dir.path(), "Hello world", &per_token)
             .unwrap()
             .embeddings,
         report.embeddings

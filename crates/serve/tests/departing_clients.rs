@@ -6,33 +6,11 @@ mod common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{call, error_code, read_answer};
-use fhe::{ClientKey, KeySeed, ParameterSetId};
+use common::{call, error_code, keys, read_answer};
+use fhe::ParameterSetId;
 use serve::{Access, Limits, RunningService};
-
-struct Keys {
-    client: ClientKey,
-    server_bytes: Vec<u8>,
-}
-
-/// One key pair for the whole file (key generation is the slow part).
-fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let client = ClientKey::from_seed(ParameterSetId::default(), KeySeed(51));
-        let server_bytes = client
-            .compressed_server_key(KeySeed(52))
-            .to_bytes()
-            .unwrap();
-        Keys {
-            client,
-            server_bytes,
-        }
-    })
-}
 
 /// The tiny model's inputs for row `i`: two dense features and an id per table.
 fn row(i: usize) -> (Vec<f32>, Vec<u32>) {

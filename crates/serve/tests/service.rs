@@ -6,36 +6,14 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use client::{Client, ServiceClient};
-use fhe::{ClientKey, CompressedServerKey, KeySeed, ParameterSetId};
+use fhe::ParameterSetId;
 mod common;
 
-use common::{call, error_code, parse_answer, read_answer, read_raw};
+use common::{call, error_code, keys, parse_answer, read_answer, read_raw};
 use serve::{Access, Limits, RunningService};
-
-struct Keys {
-    client: ClientKey,
-    server: CompressedServerKey,
-    server_bytes: Vec<u8>,
-}
-
-/// One key pair for the whole file (key generation is the slow part).
-fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let client = ClientKey::from_seed(ParameterSetId::default(), KeySeed(31));
-        let server = client.compressed_server_key(KeySeed(32));
-        let server_bytes = server.to_bytes().unwrap();
-        Keys {
-            client,
-            server,
-            server_bytes,
-        }
-    })
-}
 
 fn tiny() -> dlrm::QuantizedModel {
     infer::testing::tiny_model()

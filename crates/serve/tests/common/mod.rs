@@ -4,12 +4,36 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use fhe::ParameterSetId;
+use fhe::{ClientKey, CompressedServerKey, KeySeed, ParameterSetId};
 use infer::ServerModel;
 use serve::{Access, DirectoryKeyStore, Limits, NamedModel, RunningService, ServiceConfig};
+
+/// A client key and its server key, in both forms.
+#[allow(dead_code)] // Not every test file registers a key.
+pub(crate) struct Keys {
+    pub(crate) client: ClientKey,
+    pub(crate) server: CompressedServerKey,
+    pub(crate) server_bytes: Vec<u8>,
+}
+
+/// One key pair per test process (key generation is the slow part).
+#[allow(dead_code)] // Not every test file registers a key.
+pub(crate) fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let client = ClientKey::from_seed(ParameterSetId::default(), KeySeed(31));
+        let server = client.compressed_server_key(KeySeed(32));
+        let server_bytes = server.to_bytes().unwrap();
+        Keys {
+            client,
+            server,
+            server_bytes,
+        }
+    })
+}
 
 /// [`tiny`] served on a free loopback port, its keys kept in `store`.
 pub(crate) fn start_tiny(
