@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{call, error_code, keys, read_answer};
+use common::{call, error_code, keys, read_answer, stalled_call};
 use fhe::ParameterSetId;
 use serve::{Access, Limits, RunningService};
 
@@ -64,8 +63,7 @@ fn check_inference(addr: SocketAddr, key_id: &str, i: usize, request: &[u8]) {
 
 /// A call whose answer is binary: status and body bytes.
 fn call_binary(addr: SocketAddr, path: &str, key_id: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut stream = open_call(addr, path, key_id, body.len());
-    stream.write_all(body).unwrap();
+    let mut stream = stalled_call(addr, path, key_id, body.len(), body);
     let mut answer = Vec::new();
     std::io::Read::read_to_end(&mut stream, &mut answer).unwrap();
     let split = answer
@@ -79,19 +77,6 @@ fn call_binary(addr: SocketAddr, path: &str, key_id: &str, body: &[u8]) -> (u16,
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, answer[split + 4..].to_vec())
-}
-
-/// Opens an inference call declaring a body of `length` bytes, and sends its headers only.
-fn open_call(addr: SocketAddr, path: &str, key_id: &str, length: usize) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\nx-key-id: {key_id}\r\ncontent-length: {length}\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream
 }
 
 /// The value of an unlabelled series of `/metrics`.
@@ -129,9 +114,13 @@ fn slow_bodies_beyond_the_queue_do_not_stop_a_well_behaved_client() {
     // Four clients, twice what the workers and the queue hold, send 100 bytes and stall.
     let mut slow: Vec<TcpStream> = (0..4)
         .map(|_| {
-            let mut stream = open_call(addr, "/v1/models/tiny/infer", &key_id, good.len());
-            stream.write_all(&good[..100]).unwrap();
-            stream
+            stalled_call(
+                addr,
+                "/v1/models/tiny/infer",
+                &key_id,
+                good.len(),
+                &good[..100],
+            )
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
@@ -157,8 +146,13 @@ fn the_work_of_a_client_that_leaves_stops_and_the_service_goes_on() {
     // A batch long enough that it is still running when its client leaves.
     let one = request(1);
     let batch = infer::encode_batch(&vec![one.clone(); 400]);
-    let mut leaving = open_call(addr, "/v1/models/tiny/infer-batch", &key_id, batch.len());
-    leaving.write_all(&batch).unwrap();
+    let leaving = stalled_call(
+        addr,
+        "/v1/models/tiny/infer-batch",
+        &key_id,
+        batch.len(),
+        &batch,
+    );
     assert!(
         eventually(Duration::from_secs(60), || metric(
             addr,

@@ -4,7 +4,7 @@
 //! while other clients keep being served.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use client::{Client, ServiceClient};
 use fhe::ParameterSetId;
 mod common;
 
-use common::{call, error_code, keys, parse_answer, read_answer, read_raw};
+use common::{call, error_code, keys, parse_answer, read_answer, read_raw, stalled_call};
 use serve::{Access, Limits, RunningService};
 
 fn tiny() -> dlrm::QuantizedModel {
@@ -49,26 +49,6 @@ fn url(service: &RunningService) -> String {
 
 fn service_client(service: &RunningService) -> ServiceClient {
     ServiceClient::new(&url(service), Duration::from_secs(120)).unwrap()
-}
-
-/// Opens a call that declares a body of `length` bytes and sends only `sent` of them.
-fn stalled_call(
-    addr: SocketAddr,
-    path: &str,
-    key_id: &str,
-    length: usize,
-    sent: &[u8],
-) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\nx-key-id: {key_id}\r\ncontent-length: {length}\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(sent).unwrap();
-    stream
 }
 
 /// Encrypts `rows` for the served model, runs them through the service one by one and as a

@@ -59,6 +59,27 @@ pub(crate) fn tiny() -> NamedModel {
     }
 }
 
+/// Opens a call that declares a body of `length` bytes and sends only `sent` of them.
+#[allow(dead_code)] // Not every test file stalls a call.
+pub(crate) fn stalled_call(
+    addr: SocketAddr,
+    path: &str,
+    key_id: &str,
+    length: usize,
+    sent: &[u8],
+) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\nx-key-id: {key_id}\r\ncontent-length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(sent).unwrap();
+    stream
+}
+
 /// A raw HTTP call; returns the status and the body.
 pub(crate) fn call(
     addr: SocketAddr,
