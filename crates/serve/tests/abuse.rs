@@ -43,6 +43,7 @@ fn start(store: &std::path::Path, access: Access, limits: Limits) -> serve::Resu
         addr: "127.0.0.1:0".parse().unwrap(),
         limits,
         access,
+        tls: None,
         handle_signals: false,
     };
     let store = Arc::new(DirectoryKeyStore::open(store).unwrap());
@@ -228,6 +229,7 @@ fn open_access_is_refused_on_a_reachable_address_unless_asked_for() {
         addr: "0.0.0.0:0".parse().unwrap(),
         limits: Limits::default(),
         access,
+        tls: None,
         handle_signals: false,
     };
     let open = Arc::new(DirectoryKeyStore::open(store.path()).unwrap());

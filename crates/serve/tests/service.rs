@@ -60,6 +60,7 @@ fn start(store: &Path, limits: Limits) -> RunningService {
         access: Access::Open {
             insecure_remote: false,
         },
+        tls: None,
         handle_signals: false,
     };
     let store = Arc::new(DirectoryKeyStore::open(store).unwrap());
