@@ -229,6 +229,26 @@ pub(crate) fn run(args: BenchServeArgs) -> anyhow::Result<()> {
             open.throughput(),
             (ratio - 1.0) * 100.0
         );
+        // Round by round (each pair ran back to back), which a drift of the machine's load
+        // between rounds affects less than the totals.
+        let mut pairs: Vec<f64> = protected
+            .rounds
+            .iter()
+            .zip(&open.rounds)
+            .map(|(on, off)| on / off)
+            .collect();
+        let listed: Vec<String> = pairs.iter().map(|r| format!("{r:.3}")).collect();
+        pairs.sort_by(f64::total_cmp);
+        let middle = pairs.len() / 2;
+        let median = if pairs.len() % 2 == 1 {
+            pairs[middle]
+        } else {
+            (pairs[middle - 1] + pairs[middle]) / 2.0
+        };
+        println!(
+            "ratio round by round: {}; median {median:.3}",
+            listed.join(", ")
+        );
     }
     println!(
         "peak resident memory {peak_rss:.0} MiB ({} service(s) with {} registered and loaded keys each, and the bench's clients, in one process)",

@@ -68,7 +68,7 @@ pub(crate) fn report(
     quantized: &QuantizedModel,
 ) -> anyhow::Result<(Histogram<u64>, usize)> {
     let bound = 6.0 * quantized.output_noise_sd().max(1.0);
-    let mut wrong = 0;
+    let mut far = Vec::new();
     for (index, bytes) in &measured.answers {
         let (identity, _) = &requests[*index];
         let prediction = identities[*identity].client.decrypt_bytes(bytes)?;
@@ -77,9 +77,11 @@ pub(crate) fn report(
         if (prediction.logit_numerator > 0) != (reference > 0)
             && (prediction.logit_numerator - reference).abs() as f64 > bound
         {
-            wrong += 1;
+            far.push(*index);
         }
     }
+    far.sort_unstable();
+    let wrong = far.len();
     let latency = &measured.latency;
     println!(
         "answered {} of {} in {:.1} s: throughput {:.2} requests/s (rounds: {}); errors {}; answers far from the reference {wrong}",
@@ -95,6 +97,11 @@ pub(crate) fn report(
             .join(", "),
         measured.errors.len()
     );
+    if !far.is_empty() {
+        // The same request far on every configuration is a bootstrap misread of that
+        // ciphertext (FHE's own error rate), not the service's doing.
+        println!("  far answers: requests {far:?}");
+    }
     for error in measured.errors.iter().take(5) {
         println!("  error: {error}");
     }
