@@ -1,18 +1,23 @@
 //! `dlrm-he bench serve`: the service on a loopback port in this process, driven by concurrent
-//! clients: throughput, latency percentiles, errors, memory, a percentile plot.
+//! clients: throughput, latency percentiles, errors, memory, a percentile plot. By default it
+//! runs two services side by side, open access over plain HTTP and tenants over TLS
+//! (`bench_serve_sides.rs`), in alternating rounds, and prints the ratio of their throughputs.
 
+use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use client::{Client, ServiceClient};
+use client::Client;
 use fhe::ClientKey;
 use hdrhistogram::Histogram;
-use serve::{DirectoryKeyStore, NamedModel, RunningService, ServiceConfig};
+use infer::ServerModel;
+use serve::NamedModel;
 
+use crate::bench_serve_report::{Baseline, Measured, report};
+use crate::bench_serve_sides::{Security, Side};
 use crate::logging::{self, LogFormat};
 use crate::percentile_plot::percentile_plot;
 use crate::serve_command::LimitArgs;
@@ -27,7 +32,7 @@ pub(crate) struct BenchServeArgs {
     /// Concurrent clients.
     #[arg(long, default_value_t = 4)]
     pub clients: usize,
-    /// Requests in all (after one warm-up request per key).
+    /// Requests sent to each configuration (after one warm-up request per key).
     #[arg(long, default_value_t = 40)]
     pub requests: usize,
     /// Stop sending new requests after this many seconds.
@@ -37,6 +42,15 @@ pub(crate) struct BenchServeArgs {
     /// turn, so all are held in memory.
     #[arg(long, default_value_t = 10)]
     pub registered_keys: usize,
+    /// Which configurations to measure: `both` runs open access over plain HTTP and tenants
+    /// over TLS side by side (a temporary tenants file with one token, a certificate generated
+    /// for the run), in alternating rounds, and prints the ratio of their throughputs.
+    #[arg(long, value_enum, default_value = "both")]
+    pub security: Security,
+    /// Rounds the requests are split into; with `--security both` each round runs on one
+    /// configuration, then the other (in turn first), so drifts of the machine hit both alike.
+    #[arg(long, default_value_t = 4)]
+    pub rounds: usize,
     /// Where to write the percentile plot (SVG).
     #[arg(long)]
     pub plot: Option<PathBuf>,
@@ -47,49 +61,36 @@ pub(crate) struct BenchServeArgs {
     pub log_format: Option<LogFormat>,
 }
 
-/// One client identity of the benchmark: a key registered with the service.
-struct Identity {
-    client: Client,
-    key_id: String,
-}
-
-/// What one benchmark client saw.
-struct ClientResults {
-    latency: Histogram<u64>,
-    /// Request index and encrypted answer.
-    answers: Vec<(usize, Vec<u8>)>,
-    errors: Vec<String>,
-}
-
-impl Default for ClientResults {
-    fn default() -> Self {
-        ClientResults {
-            latency: serve::latency_histogram(),
-            answers: Vec::new(),
-            errors: Vec::new(),
-        }
-    }
+/// One client identity of the benchmark: a key registered with every service.
+pub(crate) struct Identity {
+    pub(crate) client: Client,
+    /// The key's id on each service, in the order of the sides.
+    pub(crate) key_ids: Vec<String>,
 }
 
 /// The route the benchmark measures on the server side.
-const INFER_ENDPOINT: &str = "POST /v1/models/{name}/infer";
+pub(crate) const INFER_ENDPOINT: &str = "POST /v1/models/{name}/infer";
+/// Bounds each call of the benchmark's clients.
+const CALL_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// `dlrm-he bench serve`: starts the service on a loopback port in this process, registers
-/// keys, and drives it with concurrent clients.
+/// `dlrm-he bench serve`: starts the services on loopback ports in this process, registers
+/// keys, and drives them with concurrent clients in alternating rounds.
 pub(crate) fn run(args: BenchServeArgs) -> anyhow::Result<()> {
-    if args.clients == 0 || args.requests == 0 || args.registered_keys == 0 {
-        bail!("--clients, --requests and --registered-keys must be at least 1");
+    if args.clients == 0 || args.requests == 0 || args.registered_keys == 0 || args.rounds == 0 {
+        bail!("--clients, --requests, --registered-keys and --rounds must be at least 1");
     }
     if let Some(format) = args.log_format {
         logging::install(format)?;
     }
-    // The session's prepared model is what the service serves.
+    // The session's prepared model is what the services serve.
     let Session {
         model: quantized,
-        server: model,
+        server,
         client_key,
         ..
     } = Session::open(&args.session.model, &args.session.keys)?;
+    let bootstraps = server.plan().bootstraps();
+    drop(server);
     let name = model_name(&args.session.model)?;
     let data = args
         .session
@@ -97,30 +98,28 @@ pub(crate) fn run(args: BenchServeArgs) -> anyhow::Result<()> {
         .as_deref()
         .context("bench serve sends rows of a prepared dataset's split: give --data")?;
     let rows = split_rows(data, &args.split, args.requests)?;
-    let store_dir = tempfile::tempdir()?;
-    let bootstraps = model.plan().bootstraps();
     let limits = args.limits.limits();
-    let config = ServiceConfig {
-        addr: "127.0.0.1:0".parse().expect("a valid address"),
-        limits: limits.clone(),
-        // The benchmark's own loopback service.
-        access: serve::Access::Open {
-            insecure_remote: false,
-        },
-        handle_signals: false,
-    };
-    let store = Arc::new(DirectoryKeyStore::open(store_dir.path())?);
-    let service = RunningService::start(
-        config,
-        store,
-        vec![NamedModel {
-            name: name.clone(),
-            model,
-        }],
-    )?;
-    let base = format!("http://{}", service.addr());
-    let http = ServiceClient::new(&base, Duration::from_secs(600))?;
-    let identities = register_identities(&http, &name, &args, client_key)?;
+    let parameter_set = client_key.parameters().id();
+    let sides = args
+        .security
+        .protections()
+        .iter()
+        .map(|&protection| {
+            let model = ServerModel::new(&quantized, parameter_set)?;
+            let model = NamedModel {
+                name: name.clone(),
+                model,
+            };
+            Side::start(
+                protection,
+                &limits,
+                model,
+                args.registered_keys,
+                args.clients,
+            )
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let identities = register_identities(&sides, &name, &args, client_key)?;
 
     // Requests use the keys in turn; one warm-up per key loads every key into memory.
     let encrypt = |index: usize| -> anyhow::Result<(usize, Vec<u8>)> {
@@ -129,178 +128,233 @@ pub(crate) fn run(args: BenchServeArgs) -> anyhow::Result<()> {
         let request = identities[identity].client.encrypt(&row.dense, &row.ids)?;
         Ok((identity, request.to_bytes()?))
     };
-    println!("warming up: one request per key ...");
-    for index in 0..identities.len() {
-        let (identity, request) = encrypt(index)?;
-        http.infer(&name, &identities[identity].key_id, &request)?;
+    println!("warming up: one request per key and service ...");
+    for (s, side) in sides.iter().enumerate() {
+        let http = side.client(CALL_TIMEOUT)?;
+        for index in 0..identities.len() {
+            let (identity, request) = encrypt(index)?;
+            http.infer(&name, &identities[identity].key_ids[s], &request)?;
+        }
     }
     let requests: Vec<(usize, Vec<u8>)> =
         (0..args.requests).map(encrypt).collect::<Result<_, _>>()?;
-    let warm_ups = service.metrics().endpoint_latency(INFER_ENDPOINT);
-    let stage_warm_ups: Vec<_> = serve::STAGES
+    let baselines: Vec<Baseline> = sides
         .iter()
-        .map(|stage| service.metrics().stage_latency(&name, stage))
+        .map(|side| Baseline {
+            endpoint: side.service.metrics().endpoint_latency(INFER_ENDPOINT),
+            stages: serve::STAGES
+                .iter()
+                .map(|stage| side.service.metrics().stage_latency(&name, stage))
+                .collect(),
+        })
         .collect();
 
+    let rounds = args.rounds.min(requests.len());
     println!(
-        "{} requests of `{name}` ({bootstraps} bootstraps each) from {} concurrent clients ...",
+        "{} requests of `{name}` ({bootstraps} bootstraps each) from {} concurrent clients, in {rounds} rounds, on: {} ...",
         requests.len(),
-        args.clients
+        args.clients,
+        sides
+            .iter()
+            .map(|s| s.protection.label())
+            .collect::<Vec<_>>()
+            .join("; ")
     );
-    let started = Instant::now();
-    let results = drive(&base, &name, &identities, &requests, &args);
-    let wall = started.elapsed();
-    let peak_rss = peak_rss_mib();
-
-    let mut latency = serve::latency_histogram();
-    let mut errors = Vec::new();
-    let mut wrong = 0;
-    let mut answered = 0;
-    let bound = 6.0 * quantized.output_noise_sd().max(1.0);
-    for result in &results {
-        latency.add(&result.latency).expect("same histogram bounds");
-        errors.extend(result.errors.iter().cloned());
-        for (index, bytes) in &result.answers {
-            let (identity, _) = &requests[*index];
-            let prediction = identities[*identity].client.decrypt_bytes(bytes)?;
-            let row = &rows[index % rows.len()];
-            let reference = quantized.forward(&quantized.quantize_input(&row.dense), &row.ids)?;
-            answered += 1;
-            if (prediction.logit_numerator > 0) != (reference > 0)
-                && (prediction.logit_numerator - reference).abs() as f64 > bound
-            {
-                wrong += 1;
-            }
+    let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
+    let mut measured: Vec<Measured> = sides.iter().map(|_| Measured::default()).collect();
+    for round in 0..rounds {
+        let range = round * requests.len() / rounds..(round + 1) * requests.len() / rounds;
+        let mut order: Vec<usize> = (0..sides.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for s in order {
+            let started = Instant::now();
+            let results = drive(
+                &sides[s],
+                s,
+                &name,
+                &identities,
+                &requests,
+                range.clone(),
+                &args,
+                deadline,
+            );
+            let wall = started.elapsed();
+            let answered = results.answers.len();
+            measured[s].add(results);
+            measured[s].wall += wall;
+            measured[s]
+                .rounds
+                .push(answered as f64 / wall.as_secs_f64());
         }
     }
-    let mut server = service.metrics().endpoint_latency(INFER_ENDPOINT);
-    server
-        .subtract(&warm_ups)
-        .expect("the warm-ups are part of the same histogram");
+    let peak_rss = peak_rss_mib();
+
     println!(
-        "machine: {} cores; service: {} FHE threads, {} workers",
+        "machine: {} cores; each service: {} FHE threads, {} workers",
         cores(),
         limits.fhe_threads,
         limits.workers
     );
-    println!(
-        "answered {answered} of {} in {:.1} s: throughput {:.2} requests/s; errors {}; answers far from the reference {wrong}",
-        requests.len(),
-        wall.as_secs_f64(),
-        answered as f64 / wall.as_secs_f64(),
-        errors.len()
-    );
-    for error in errors.iter().take(5) {
-        println!("  error: {error}");
+    let mut failures = 0;
+    let mut curves = Vec::new();
+    for ((side, measured), baseline) in sides.iter().zip(&measured).zip(&baselines) {
+        println!("\n{}:", side.protection.label());
+        let server = report(
+            side,
+            measured,
+            baseline,
+            &name,
+            &identities,
+            &requests,
+            &rows,
+            &quantized,
+        )?;
+        failures += server.1;
+        curves.push((
+            format!("client round trip, {}", side.protection.label()),
+            measured.latency.clone(),
+        ));
+        curves.push((
+            format!("server /infer, {}", side.protection.label()),
+            server.0,
+        ));
     }
-    println!(
-        "client latency (ms): p50 {:.1} | p90 {:.1} | p99 {:.1} | max {:.1}; p99 / p50 = {:.2}",
-        ms(&latency, 0.5),
-        ms(&latency, 0.9),
-        ms(&latency, 0.99),
-        ms(&latency, 1.0),
-        ms(&latency, 0.99) / ms(&latency, 0.5)
-    );
-    println!(
-        "server /infer latency (ms, from arrival to answer): p50 {:.1} | p90 {:.1} | p99 {:.1}",
-        ms(&server, 0.5),
-        ms(&server, 0.9),
-        ms(&server, 0.99)
-    );
-    println!("server stages (ms): p50 / p90 / p99");
-    for (stage, warm_ups) in serve::STAGES.iter().zip(&stage_warm_ups) {
-        let mut histogram = service.metrics().stage_latency(&name, stage);
-        histogram
-            .subtract(warm_ups)
-            .expect("the warm-ups are part of the same histogram");
+    if let [open, protected] = &measured[..] {
+        let ratio = protected.throughput() / open.throughput();
         println!(
-            "  {stage:<7} {:>9.1} {:>9.1} {:>9.1}",
-            ms(&histogram, 0.5),
-            ms(&histogram, 0.9),
-            ms(&histogram, 0.99)
+            "\nthroughput with tenants + TLS / without: {:.2} / {:.2} requests/s = {ratio:.3} ({:+.1}%)",
+            protected.throughput(),
+            open.throughput(),
+            (ratio - 1.0) * 100.0
+        );
+        // Round by round (each pair ran back to back), which a drift of the machine's load
+        // between rounds affects less than the totals.
+        let mut pairs: Vec<f64> = protected
+            .rounds
+            .iter()
+            .zip(&open.rounds)
+            .map(|(on, off)| on / off)
+            .collect();
+        let listed: Vec<String> = pairs.iter().map(|r| format!("{r:.3}")).collect();
+        pairs.sort_by(f64::total_cmp);
+        let middle = pairs.len() / 2;
+        let median = if pairs.len() % 2 == 1 {
+            pairs[middle]
+        } else {
+            (pairs[middle - 1] + pairs[middle]) / 2.0
+        };
+        println!(
+            "ratio round by round: {}; median {median:.3}",
+            listed.join(", ")
         );
     }
     println!(
-        "peak resident memory {peak_rss:.0} MiB (service with {} registered and loaded keys, and the bench's clients, in one process)",
+        "peak resident memory {peak_rss:.0} MiB ({} service(s) with {} registered and loaded keys each, and the bench's clients, in one process)",
+        sides.len(),
         identities.len()
     );
     if let Some(path) = &args.plot {
         let title = format!(
             "{name}: {} requests, {} clients, {} cores",
-            answered,
+            requests.len(),
             args.clients,
             cores()
         );
-        let svg = percentile_plot(
-            &[("client round trip", &latency), ("server /infer", &server)],
-            &title,
-        );
+        let series: Vec<(&str, &Histogram<u64>)> = curves
+            .iter()
+            .map(|(label, h)| (label.as_str(), h))
+            .collect();
+        let svg = percentile_plot(&series, &title);
         std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
-    service.shutdown()?;
-    if !errors.is_empty() || wrong > 0 {
-        bail!(
-            "{} errors, {wrong} answers far from the reference",
-            errors.len()
-        );
+    for side in sides {
+        side.service.shutdown()?;
+    }
+    if failures > 0 {
+        bail!("{failures} errors or answers far from the reference");
     }
     Ok(())
 }
 
-/// Registers the session's server key and `--registered-keys - 1` generated ones.
+/// Registers the session's server key and `--registered-keys - 1` generated ones with every
+/// service.
 fn register_identities(
-    http: &ServiceClient,
+    sides: &[Side],
     name: &str,
     args: &BenchServeArgs,
     client_key: ClientKey,
 ) -> anyhow::Result<Vec<Identity>> {
-    let interface = http.model_interface(name)?;
+    let clients = sides
+        .iter()
+        .map(|side| side.client(CALL_TIMEOUT))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let interface = clients[0].model_interface(name)?;
     let parameter_set = client_key.parameters().id();
-    println!("registering {} server keys ...", args.registered_keys);
+    println!(
+        "registering {} server keys with {} service(s) ...",
+        args.registered_keys,
+        sides.len()
+    );
+    let register = |key: &fhe::CompressedServerKey| -> anyhow::Result<Vec<String>> {
+        clients
+            .iter()
+            .map(|http| Ok(http.register_key(key)?.key_id))
+            .collect()
+    };
     let mut identities = Vec::with_capacity(args.registered_keys);
     let first = client::KeyDirectory::open(&args.session.keys)?.load_server_key()?;
     identities.push(Identity {
         client: Client::new(client_key, interface.clone())?,
-        key_id: http.register_key(&first)?.key_id,
+        key_ids: register(&first)?,
     });
     for _ in 1..args.registered_keys {
         let key = ClientKey::generate(parameter_set);
         let server_key = key.compressed_server_key(fhe::KeySeed::from_entropy());
         identities.push(Identity {
-            key_id: http.register_key(&server_key)?.key_id,
+            key_ids: register(&server_key)?,
             client: Client::new(key, interface.clone())?,
         });
     }
     Ok(identities)
 }
 
-/// Sends `requests` (identity, bytes) from `--clients` threads, each taking the next unsent one,
-/// until all are sent or `--max-seconds` passed.
+/// Sends the requests `range` (identity, bytes) to side `s` from `--clients` threads, each
+/// taking the next unsent one, until all are sent or the deadline passed.
+#[allow(clippy::too_many_arguments)]
 fn drive(
-    base: &str,
+    side: &Side,
+    s: usize,
     name: &str,
     identities: &[Identity],
     requests: &[(usize, Vec<u8>)],
+    range: Range<usize>,
     args: &BenchServeArgs,
-) -> Vec<ClientResults> {
-    let next = AtomicUsize::new(0);
-    let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
+    deadline: Instant,
+) -> Measured {
+    let next = AtomicUsize::new(range.start);
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..args.clients)
             .map(|_| {
                 scope.spawn(|| {
-                    let http = ServiceClient::new(base, Duration::from_secs(600))
-                        .expect("the URL was accepted above");
-                    let mut results = ClientResults::default();
+                    let mut results = Measured::default();
+                    let http = match side.client(CALL_TIMEOUT) {
+                        Ok(http) => http,
+                        Err(error) => {
+                            results.errors.push(error.to_string());
+                            return results;
+                        }
+                    };
                     loop {
                         let index = next.fetch_add(1, Ordering::Relaxed);
-                        if index >= requests.len() || Instant::now() > deadline {
+                        if index >= range.end || Instant::now() > deadline {
                             break;
                         }
                         let (identity, request) = &requests[index];
                         let sent = Instant::now();
-                        let answer = http.infer(name, &identities[*identity].key_id, request);
+                        let answer = http.infer(name, &identities[*identity].key_ids[s], request);
                         let elapsed = sent.elapsed();
                         match answer {
                             Ok(answer) => {
@@ -314,15 +368,12 @@ fn drive(
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("a client thread panicked"))
-            .collect()
+        let mut all = Measured::default();
+        for worker in workers {
+            all.add(worker.join().expect("a client thread panicked"));
+        }
+        all
     })
-}
-
-fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
-    histogram.value_at_quantile(quantile) as f64 / 1000.0
 }
 
 fn cores() -> usize {

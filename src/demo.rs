@@ -116,6 +116,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         simulate_seed: 1,
         server: None,
         server_model: None,
+        ca: None,
         token: None,
     })
 }

@@ -34,13 +34,18 @@ pub(crate) struct InferArgs {
     /// Seed of the integer reference's simulated noise.
     #[arg(long, default_value_t = 1)]
     pub simulate_seed: u64,
-    /// Send the encrypted requests to a running `dlrm-he serve` (e.g. http://127.0.0.1:8080)
+    /// Send the encrypted requests to a running `dlrm-he serve` (e.g. http://127.0.0.1:8080, or
+    /// https://HOST:8080 for a service with `--tls-cert`)
     /// instead of running them in this process. The server key is registered first.
     #[arg(long)]
     pub server: Option<String>,
     /// The model's name on the service (default: the model file's name without extension).
     #[arg(long, requires = "server")]
     pub server_model: Option<String>,
+    /// CA certificate (PEM) to trust for an https:// service instead of Mozilla's roots: a
+    /// private CA, or the service's own self-signed certificate.
+    #[arg(long, requires = "server")]
+    pub ca: Option<PathBuf>,
     /// Bearer token for a service with tenants (`dlrm-he token add`); default: the
     /// `DLRM_HE_TOKEN` environment variable.
     #[arg(long, requires = "server")]
@@ -58,7 +63,14 @@ pub(crate) fn infer(args: InferArgs) -> anyhow::Result<()> {
             .token
             .clone()
             .or_else(|| std::env::var("DLRM_HE_TOKEN").ok());
-        let remote = Remote::connect(url, &name, &session, &args.session.keys, token.as_deref())?;
+        let remote = Remote::connect(
+            url,
+            &name,
+            &session,
+            &args.session.keys,
+            args.ca.as_deref(),
+            token.as_deref(),
+        )?;
         session.remote = Some(remote);
     }
     let float = args

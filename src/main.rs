@@ -2,6 +2,8 @@
 
 mod bench_infer_command;
 mod bench_serve_command;
+mod bench_serve_report;
+mod bench_serve_sides;
 mod compress_command;
 mod demo;
 mod embed_command;

@@ -12,6 +12,7 @@ use fhe::ParameterSetId;
 use infer::ServerModel;
 use serve::{
     Access, DirectoryKeyStore, Limits, NamedModel, RunningService, ServiceConfig, Tenants,
+    TlsConfig,
 };
 
 use crate::logging::{self, LogFormat};
@@ -40,6 +41,14 @@ pub(crate) struct ServeArgs {
     /// only: anyone who can connect may register, list, use and delete keys).
     #[arg(long, conflicts_with = "tenants")]
     pub insecure_no_auth: bool,
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first, then any
+    /// intermediates). Needed for `--tenants` off loopback: bearer tokens otherwise cross the
+    /// network in clear.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
     /// How each call's log line is written to stderr (the level: `RUST_LOG`, default `info`).
@@ -148,16 +157,24 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
             insecure_remote: args.insecure_no_auth,
         },
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsConfig::from_files(cert, key)?),
+        _ => None,
+    };
+    if let Some(warning) = cleartext_tokens(&access, tls.is_some(), args.addr) {
+        eprintln!("{warning}");
+    }
     let config = ServiceConfig {
         addr: args.addr,
         limits: limits.clone(),
         access,
+        tls,
         handle_signals: true,
     };
     let service = RunningService::start(config, Arc::new(store), models)?;
     println!(
-        "listening on http://{} (keys in {}; {} FHE threads, {} workers, queue {}); Ctrl-C stops after in-flight calls",
-        service.addr(),
+        "listening on {} (keys in {}; {} FHE threads, {} workers, queue {}); Ctrl-C stops after in-flight calls",
+        service.url(),
         args.key_store.display(),
         limits.fhe_threads,
         limits.workers,
@@ -166,4 +183,38 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     service.wait()?;
     println!("stopped");
     Ok(())
+}
+
+/// The warning for tenants served without TLS on an address other than loopback: their bearer
+/// tokens cross the network in clear, so anyone on the path can take one. A warning and not a
+/// refusal: TLS may end in front of the service (a reverse proxy on the same host, a private
+/// network the operator trusts), which the service cannot see.
+fn cleartext_tokens(access: &Access, tls: bool, addr: SocketAddr) -> Option<String> {
+    let exposed = matches!(access, Access::Tenants(_)) && !tls && !addr.ip().is_loopback();
+    exposed.then(|| {
+        format!(
+            "warning: serving tenants on {addr} without TLS: bearer tokens cross the network in \
+             clear; give --tls-cert and --tls-key unless TLS ends in front of the service"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_in_clear_off_loopback_are_warned_about() {
+        let tenants = Access::Tenants(Tenants::default());
+        let open = Access::Open {
+            insecure_remote: true,
+        };
+        let remote: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let loopback: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert!(cleartext_tokens(&tenants, false, remote).is_some());
+        assert!(cleartext_tokens(&tenants, true, remote).is_none());
+        assert!(cleartext_tokens(&tenants, false, loopback).is_none());
+        // Open access sends no tokens (it has its own flag, `--insecure-no-auth`).
+        assert!(cleartext_tokens(&open, false, remote).is_none());
+    }
 }

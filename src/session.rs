@@ -65,16 +65,24 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
-    /// Connects to `url` (with the bearer `token` of a service with tenants), checks that its
-    /// model `name` is the session's model, and registers the session's server key.
+    /// Connects to `url` (trusting the CA certificate file `ca` for https, and with the bearer
+    /// `token` of a service with tenants), checks that its model `name` is the session's model,
+    /// and registers the session's server key.
     pub(crate) fn connect(
         url: &str,
         name: &str,
         session: &Session,
         keys: &Path,
+        ca: Option<&Path>,
         token: Option<&str>,
     ) -> anyhow::Result<Self> {
         let mut http = ServiceClient::new(url, Duration::from_secs(600))?;
+        if let Some(ca) = ca {
+            let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+            http = http
+                .with_ca(&pem)
+                .with_context(|| format!("--ca {}", ca.display()))?;
+        }
         if let Some(token) = token {
             http = http.with_token(token);
         }

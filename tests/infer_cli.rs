@@ -1,4 +1,5 @@
-//! `dlrm-he plan`, `dlrm-he keygen` and `dlrm-he serve` (with its log) from the command line.
+//! `dlrm-he plan`, `dlrm-he keygen` and `dlrm-he serve` (with its log, and over TLS with
+//! `infer --server https://... --ca`) from the command line.
 
 mod common;
 
@@ -144,6 +145,88 @@ fn a_server_killed_during_a_key_upload_shows_no_key_after_restart() {
         .unwrap();
     assert!(registered.created);
     assert!(get(&server, "/v1/keys").contains(&registered.key_id));
+}
+
+/// `serve --tenants --tls-cert --tls-key` and `infer --server https://... --ca --token`: the
+/// client refuses the service until given its CA, then runs the rows; a missing certificate
+/// file stops `serve` with the file's name.
+#[test]
+fn infer_reaches_a_tls_service_given_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    infer::testing::tiny_model()
+        .save(&path("tiny.json"))
+        .unwrap();
+    client::KeyDirectory::generate(&path("keys"), fhe::ParameterSetId::default()).unwrap();
+    std::fs::write(
+        path("rows.csv"),
+        "x0,x1,c0,c1\n1.9,-3.9,4,9\n-2.0,4.0,0,9\n",
+    )
+    .unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    std::fs::write(path("cert.pem"), made.cert.pem()).unwrap();
+    std::fs::write(path("key.pem"), made.signing_key.serialize_pem()).unwrap();
+    let added = dlrm_he()
+        .args(["token", "add", "--name", "acme", "--tenants"])
+        .arg(path("tenants.json"))
+        .output()
+        .unwrap();
+    assert!(added.status.success());
+    let token = String::from_utf8(added.stdout).unwrap().trim().to_owned();
+
+    let missing = dlrm_he()
+        .args(["serve", "--model"])
+        .arg(path("tiny.json"))
+        .arg("--tls-cert")
+        .arg(path("missing.pem"))
+        .arg("--tls-key")
+        .arg(path("key.pem"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("missing.pem"), "{stderr}");
+
+    let server = ServeProcess::start_with(&path("tiny.json"), &path("store"), |command| {
+        command
+            .arg("--tenants")
+            .arg(path("tenants.json"))
+            .arg("--tls-cert")
+            .arg(path("cert.pem"))
+            .arg("--tls-key")
+            .arg(path("key.pem"));
+    });
+    assert!(server.url().starts_with("https://"), "{}", server.url());
+    let infer = |ca: Option<&Path>| {
+        let mut command = dlrm_he();
+        command
+            .args(["infer", "--server", &server.url(), "--token", &token])
+            .arg("--model")
+            .arg(path("tiny.json"))
+            .arg("--keys")
+            .arg(path("keys"))
+            .arg("--encoded")
+            .arg(path("rows.csv"));
+        if let Some(ca) = ca {
+            command.arg("--ca").arg(ca);
+        }
+        command.output().unwrap()
+    };
+    let untrusted = infer(None);
+    assert!(!untrusted.status.success());
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        stderr.contains("not trusted") && stderr.contains("--ca"),
+        "{stderr}"
+    );
+    let trusted = infer(Some(&path("cert.pem")));
+    let stdout = String::from_utf8_lossy(&trusted.stdout);
+    assert!(
+        trusted.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert!(stdout.contains("registered now"), "{stdout}");
 }
 
 fn get(server: &ServeProcess, path: &str) -> String {

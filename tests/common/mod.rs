@@ -13,6 +13,8 @@ pub(crate) fn dlrm_he() -> Command {
 pub(crate) struct ServeProcess {
     pub child: Child,
     pub addr: SocketAddr,
+    /// `http` or `https` (with `--tls-cert`).
+    scheme: &'static str,
 }
 
 impl ServeProcess {
@@ -42,22 +44,32 @@ impl ServeProcess {
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
+        let (scheme, addr) = loop {
             let line = lines
                 .next()
                 .expect("serve exited before listening")
                 .unwrap();
-            if let Some(rest) = line.strip_prefix("listening on http://") {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
+            let Some(rest) = line.strip_prefix("listening on ") else {
+                continue;
+            };
+            let (scheme, rest) = rest.split_once("://").unwrap();
+            let scheme = if scheme == "https" { "https" } else { "http" };
+            break (
+                scheme,
+                rest.split_whitespace().next().unwrap().parse().unwrap(),
+            );
         };
         // Keep draining its output so the process never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        ServeProcess { child, addr }
+        ServeProcess {
+            child,
+            addr,
+            scheme,
+        }
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 }
 

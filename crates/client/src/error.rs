@@ -33,6 +33,9 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A CA certificate given for `https://` that cannot be used (not PEM, no certificate).
+    #[error("CA certificate: {0}")]
+    BadCa(String),
     /// A call to a service that failed: its HTTP status (0 when no answer came), the service's
     /// error code and message.
     #[error("service error {status} {code}: {message}")]

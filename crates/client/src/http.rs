@@ -1,5 +1,6 @@
 //! A blocking HTTP client of `dlrm-he serve` (the `/v1` API): registers the server key, fetches
-//! a model's interface and sends encrypted requests. It sends only public material.
+//! a model's interface and sends encrypted requests. It sends only public material. `https://`
+//! URLs use rustls, trusting Mozilla's roots or only a CA certificate the caller gives.
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ const MAX_ANSWER_BYTES: u64 = 64 << 20;
 /// A connection to one service.
 pub struct ServiceClient {
     base: String,
+    timeout: Duration,
     agent: ureq::Agent,
     /// `Authorization` header value of every `/v1` call, for a service with tenants.
     authorization: Option<String>,
@@ -41,6 +43,45 @@ fn parse_server_timing(text: &str) -> Option<StageTimings> {
         timings.set(name.trim(), duration);
     }
     Some(timings)
+}
+
+/// An agent bounding each call by `timeout`, answering every status (errors are read as JSON).
+fn agent(timeout: Duration, tls: ureq::tls::TlsConfig) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .tls_config(tls)
+        .build()
+        .new_agent()
+}
+
+/// A call that got no answer: a TLS failure (an untrusted certificate above all) says so, since
+/// it is fixed on the client's side, unlike a service that is down.
+fn unanswered(url: &str, error: ureq::Error) -> ClientError {
+    let tls = match &error {
+        ureq::Error::Rustls(tls) => Some(tls),
+        ureq::Error::Io(io) => io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    let (code, message) = match tls {
+        Some(rustls::Error::InvalidCertificate(reason)) => (
+            "untrusted_certificate",
+            format!(
+                "{url}: the service's TLS certificate is not trusted ({reason:?}): give the \
+                 client the CA certificate that signed it (the command line's `--ca CA.pem`)"
+            ),
+        ),
+        Some(tls) => (
+            "tls",
+            format!("{url}: TLS handshake failed: {tls} (is the service serving https?)"),
+        ),
+        None => ("unreachable", format!("{url}: {error}")),
+    };
+    ClientError::Service {
+        status: 0,
+        code: code.into(),
+        message,
+    }
 }
 
 /// A key the service registered.
@@ -73,8 +114,9 @@ struct ErrorDetail {
 }
 
 impl ServiceClient {
-    /// A client of the service at `base` (e.g. `http://127.0.0.1:8080`); `timeout` bounds each
-    /// call.
+    /// A client of the service at `base` (e.g. `http://127.0.0.1:8080`, or `https://` with a
+    /// certificate signed by one of Mozilla's roots; see [`Self::with_ca`] otherwise); `timeout`
+    /// bounds each call.
     ///
     /// ```
     /// let service = client::ServiceClient::new("http://127.0.0.1:8080", std::time::Duration::from_secs(60));
@@ -82,23 +124,54 @@ impl ServiceClient {
     /// ```
     pub fn new(base: &str, timeout: Duration) -> Result<Self> {
         let base = base.trim_end_matches('/');
-        if !base.starts_with("http://") {
+        if !base.starts_with("http://") && !base.starts_with("https://") {
             return Err(ClientError::Service {
                 status: 0,
                 code: "bad_url".into(),
-                message: format!("`{base}`: the service URL must start with http://"),
+                message: format!("`{base}`: the service URL must start with http:// or https://"),
             });
         }
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .build()
-            .new_agent();
         Ok(ServiceClient {
             base: base.to_owned(),
-            agent,
+            timeout,
+            agent: agent(timeout, ureq::tls::TlsConfig::default()),
             authorization: None,
         })
+    }
+
+    /// Trusts only the CA certificates in `ca_pem` (PEM, one or more `BEGIN CERTIFICATE`
+    /// sections) for the service's certificate, instead of Mozilla's roots: a private CA, or a
+    /// self-signed server certificate itself. Only for an `https://` URL.
+    pub fn with_ca(mut self, ca_pem: &[u8]) -> Result<Self> {
+        if !self.base.starts_with("https://") {
+            return Err(ClientError::Service {
+                status: 0,
+                code: "bad_url".into(),
+                message: format!(
+                    "`{}`: a CA certificate is only used with an https:// URL",
+                    self.base
+                ),
+            });
+        }
+        let mut certificates = Vec::new();
+        for item in ureq::tls::parse_pem(ca_pem) {
+            // A key or anything else in the file is not a trust anchor.
+            if let ureq::tls::PemItem::Certificate(certificate) =
+                item.map_err(|e| ClientError::BadCa(e.to_string()))?
+            {
+                certificates.push(certificate);
+            }
+        }
+        if certificates.is_empty() {
+            return Err(ClientError::BadCa(
+                "no certificate (expected a PEM `BEGIN CERTIFICATE` section)".into(),
+            ));
+        }
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&certificates))
+            .build();
+        self.agent = agent(self.timeout, tls);
+        Ok(self)
     }
 
     /// Sends `token` (from `dlrm-he token add`) as the bearer token of every call, for a
@@ -197,11 +270,7 @@ impl ServiceClient {
         url: &str,
         response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<Vec<u8>> {
-        let mut response = response.map_err(|e| ClientError::Service {
-            status: 0,
-            code: "unreachable".into(),
-            message: format!("{url}: {e}"),
-        })?;
+        let mut response = response.map_err(|e| unanswered(url, e))?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()

@@ -1,7 +1,7 @@
 //! The client side of the protocol: key generation and key files, request encryption from raw
 //! rows (vocabulary and digit mapping on the client) and response decryption to a probability.
 //! It must never hold server-only state (weights, tables) or send a secret key.
-//! [`ServiceClient`] talks to `dlrm-he serve` over HTTP.
+//! [`ServiceClient`] talks to `dlrm-he serve` over HTTP or HTTPS.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), client::ClientError> {

@@ -7,6 +7,7 @@ use infer::ServerModel;
 
 use crate::error::{Result, ServeError};
 use crate::tenants::Tenants;
+use crate::tls::TlsConfig;
 
 /// Limits and pool sizes. The defaults suit one machine: FHE work on every core, one call
 /// running at a time (its bootstraps already use every core, and a second concurrent call
@@ -130,6 +131,9 @@ pub struct ServiceConfig {
     pub limits: Limits,
     /// Who may call the API.
     pub access: Access,
+    /// Serve HTTPS with this certificate instead of plain HTTP. Tenants' bearer tokens cross
+    /// the network in clear without it.
+    pub tls: Option<TlsConfig>,
     /// Stop gracefully on Ctrl-C and SIGTERM (the command line); tests and benchmarks stop the
     /// service through [`RunningService::shutdown`](crate::RunningService::shutdown) instead.
     pub handle_signals: bool,

@@ -38,6 +38,9 @@ pub enum ServeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A TLS certificate or key that cannot be used (missing, not PEM, not matching).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// A key id that is not 32 lowercase hex digits.
     #[error("`{0}` is not a key id (32 lowercase hex digits)")]
     BadKeyId(String),

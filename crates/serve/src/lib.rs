@@ -9,7 +9,7 @@
 //!
 //! - [`RunningService::start`] (`service.rs`) checks the [`ServiceConfig`] and its [`Limits`]
 //!   (`config.rs`), loads the [`NamedModel`]s into the shared state (`state.rs`) and accepts
-//!   connections.
+//!   connections, over TLS when given a [`TlsConfig`] (`tls.rs`).
 //! - Every call is logged and measured (`observe.rs`), then routed (`routes/`): keys
 //!   (`routes/keys.rs`, kept by a [`KeyStore`] such as [`DirectoryKeyStore`], `store.rs`),
 //!   models (`routes/models.rs`), inference (`routes/inference.rs`), probes and metrics
@@ -33,6 +33,7 @@ mod service;
 mod state;
 mod store;
 mod tenants;
+mod tls;
 
 pub use config::{Access, Limits, NamedModel, ServiceConfig};
 pub use error::{ApiError, Result, ServeError};
@@ -41,3 +42,4 @@ pub use routes::message::{BINARY, KEY_HEADER};
 pub use service::RunningService;
 pub use store::{DirectoryKeyStore, KeyEntry, KeyId, KeyStore, Owner};
 pub use tenants::{MAX_TENANTS_FILE_BYTES, Quotas, Tenant, Tenants, Token, valid_name};
+pub use tls::{TlsConfig, TlsError};

@@ -1,5 +1,6 @@
-//! The service's lifecycle: binding, the accept loop on its own runtime thread, and a graceful
-//! stop (no new connections, calls in flight finished).
+//! The service's lifecycle: binding, the accept loop on its own runtime thread (with a TLS
+//! handshake per connection when configured), and a graceful stop (no new connections, calls in
+//! flight finished).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,7 +8,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::{NamedModel, ServiceConfig};
 use crate::error::{Result, ServeError};
@@ -19,6 +26,7 @@ use crate::store::KeyStore;
 /// A service running on its own threads. Dropping it shuts it down gracefully.
 pub struct RunningService {
     addr: SocketAddr,
+    tls: bool,
     shared: AppState,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<()>>>,
@@ -51,6 +59,7 @@ impl RunningService {
         let (stop, stopped) = oneshot::channel();
         let app = router(shared.clone());
         let signals = config.handle_signals;
+        let tls = config.tls.as_ref().map(|tls| tls.acceptor());
         let state = shared.clone();
         let thread = std::thread::Builder::new()
             .name("serve".into())
@@ -58,14 +67,15 @@ impl RunningService {
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)
                         .map_err(|e| ServeError::Start(e.to_string()))?;
-                    accept_until_stopped(listener, app, &state, stop_requested(stopped, signals))
-                        .await;
+                    let stop = stop_requested(stopped, signals);
+                    accept_until_stopped(listener, app, &state, tls, stop).await;
                     Ok(())
                 })
             })
             .map_err(|e| ServeError::Start(e.to_string()))?;
         Ok(RunningService {
             addr,
+            tls: config.tls.is_some(),
             shared,
             stop: Some(stop),
             thread: Some(thread),
@@ -75,6 +85,12 @@ impl RunningService {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The service's URL: `https://ADDR` with TLS, `http://ADDR` without.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The live metrics (what `/metrics` renders).
@@ -114,19 +130,23 @@ impl Drop for RunningService {
     }
 }
 
-/// Serves connections (HTTP/1.1, with a header-read timeout) until `stop` completes, then stops
-/// accepting, asks open connections to close after their current call, and waits for them.
+/// Serves connections (HTTP/1.1, with a header-read timeout; over TLS when `tls` is given)
+/// until `stop` completes, then stops accepting, asks open connections to close after their
+/// current call, and waits for them.
 async fn accept_until_stopped(
     listener: tokio::net::TcpListener,
     app: Router,
     state: &Shared,
+    tls: Option<TlsAcceptor>,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(state.limits.header_timeout);
+    // A handshake that does not finish in the time allowed for headers is a client that opens
+    // connections and never speaks: the same bound applies.
+    let handshake_timeout = state.limits.header_timeout;
     let connections = Arc::new(tokio::sync::Semaphore::new(state.limits.max_connections));
     tokio::pin!(stop);
     loop {
@@ -143,11 +163,24 @@ async fn accept_until_stopped(
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
-                let service = hyper_util::service::TowerToHyperService::new(app.clone());
-                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                let service = TowerToHyperService::new(app.clone());
+                // Watched from now on: a shutdown waits for the handshake too (bounded by its
+                // timeout), then closes the connection after its current call.
+                let watcher = graceful.watcher();
+                let http = http.clone();
+                let tls = tls.clone();
+                // The handshake runs in the connection's own task, so a slow one never holds up
+                // accepting the next connection.
                 tokio::spawn(async move {
                     let _place = place;
-                    let _ = connection.await;
+                    let Some(tls) = tls else {
+                        return serve_connection(&http, watcher, stream, service).await;
+                    };
+                    match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(&http, watcher, stream, service).await,
+                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
                 });
             }
             _ = &mut stop => break,
@@ -156,6 +189,20 @@ async fn accept_until_stopped(
     state.ready.store(false, Ordering::SeqCst);
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Serves the HTTP/1.1 calls of one connection (plain or TLS) until it closes.
+async fn serve_connection<IO>(
+    http: &http1::Builder,
+    watcher: Watcher,
+    io: IO,
+    service: TowerToHyperService<Router>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let _ = watcher
+        .watch(http.serve_connection(TokioIo::new(io), service))
+        .await;
 }
 
 async fn stop_requested(stopped: oneshot::Receiver<()>, signals: bool) {

@@ -212,6 +212,7 @@ fn open_access_is_refused_on_a_reachable_address_unless_asked_for() {
         addr: "0.0.0.0:0".parse().unwrap(),
         limits: Limits::default(),
         access,
+        tls: None,
         handle_signals: false,
     };
     let open = Arc::new(DirectoryKeyStore::open(store.path()).unwrap());

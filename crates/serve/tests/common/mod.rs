@@ -45,6 +45,7 @@ pub(crate) fn start_tiny(
         addr: "127.0.0.1:0".parse().unwrap(),
         limits,
         access,
+        tls: None,
         handle_signals: false,
     };
     let store = Arc::new(DirectoryKeyStore::open(store).unwrap());
