@@ -22,7 +22,7 @@ use crate::wire::{Request, Response};
 /// Every intermediate ciphertext of one request, for layer-by-layer checks against the
 /// integer reference (a debugging and testing aid: a server never decrypts these).
 pub struct ExecutionTrace {
-    /// Per layer: the accumulators (minus the table's `lo` for hidden layers) at the layer's
+    /// Per layer: the accumulators (minus the table's `lo` where a table follows) at the layer's
     /// input scale, and the activations at the next layer's input scale.
     pub layers: Vec<(LweBatch, Option<LweBatch>)>,
     /// The dot interaction's square inputs (pair sums and vector entries, minus the table's
