@@ -5,10 +5,17 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use dlrm::{Dlrm, Execution, Metrics, QuantizeConfig, TrainConfig};
 
 use crate::training::{EpochBar, Splits, holdout, open_splits};
+
+/// A setting that is on or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Switch {
+    On,
+    Off,
+}
 
 #[derive(Args)]
 pub(crate) struct QuantizeArgs {
@@ -58,6 +65,11 @@ pub(crate) struct QuantizeArgs {
     /// boxes usually keep the encrypted logits closer to the reference.
     #[arg(long)]
     pub clean_sigmas: Option<f64>,
+    /// Sanitise the output: one more bootstrap puts the logit numerator on a coarse grid, so
+    /// the response's noise no longer depends on the weights (docs/security.md, "Model
+    /// privacy of the response", has its cost and fidelity).
+    #[arg(long, value_enum, default_value_t = Switch::Off)]
+    pub sanitise_output: Switch,
     /// Epochs of quantization-aware fine-tuning after post-training quantization (0: none).
     /// Each epoch trains with the integer model's rounding in the forward pass and
     /// re-quantizes; the epoch whose integer model has the lowest validation log loss is kept
@@ -110,6 +122,7 @@ pub(crate) fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
             .unwrap_or(defaults.lookup_headroom_bits),
         square_bits: args.square_bits.unwrap_or(defaults.square_bits),
         min_clean_sigmas: args.clean_sigmas.unwrap_or(defaults.min_clean_sigmas),
+        sanitise_output: args.sanitise_output == Switch::On,
         ..defaults
     };
     let calibration = dlrm::first_rows(&splits.train, args.calibration_rows);

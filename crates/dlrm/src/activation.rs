@@ -34,9 +34,7 @@ impl ActivationTable {
     /// assert_eq!((t.box_index(-100), t.box_index(100)), (0, 3));
     /// ```
     pub fn box_index(&self, acc: i64) -> usize {
-        let half = (1i64 << self.box_shift) >> 1;
-        let k = (acc.saturating_sub(self.lo).saturating_add(half)) >> self.box_shift;
-        k.clamp(0, self.last_box() as i64) as usize
+        box_index(self.lo, self.box_shift, self.lut_bits, acc)
     }
 
     /// The box read for a noisy real-valued phase (used by `simulate`).
@@ -47,8 +45,7 @@ impl ActivationTable {
     /// assert_eq!(t.noisy_box_index(-5.9), 1);
     /// ```
     pub fn noisy_box_index(&self, phase: f64) -> usize {
-        let k = ((phase - self.lo as f64) / (1u64 << self.box_shift) as f64 + 0.5).floor();
-        k.clamp(0.0, self.last_box() as f64) as usize
+        noisy_box_index(self.lo, self.box_shift, self.lut_bits, phase)
     }
 
     /// The activation of accumulator `acc`: `entries[box_index(acc)]`.
@@ -63,11 +60,7 @@ impl ActivationTable {
 
     /// Centre of the last box: accumulators above `hi() + 2^(box_shift-1)` are clamped.
     pub fn hi(&self) -> i64 {
-        self.lo + ((self.last_box() as i64) << self.box_shift)
-    }
-
-    fn last_box(&self) -> usize {
-        (1usize << self.lut_bits) - 1
+        self.lo + (last_box(self.lut_bits) << self.box_shift)
     }
 
     pub(crate) fn validate(&self) -> std::result::Result<(), String> {
@@ -95,4 +88,22 @@ impl ActivationTable {
         }
         Ok(())
     }
+}
+
+/// The box of `2^lut_bits` boxes of width `2^box_shift` centred at `lo + k 2^box_shift` that
+/// accumulator `acc` rounds to: the nearest centre, ties upwards, clamped to the first and last.
+pub(crate) fn box_index(lo: i64, box_shift: u32, lut_bits: u32, acc: i64) -> usize {
+    let half = (1i64 << box_shift) >> 1;
+    let k = (acc.saturating_sub(lo).saturating_add(half)) >> box_shift;
+    k.clamp(0, last_box(lut_bits)) as usize
+}
+
+/// [`box_index`] for a noisy real-valued phase.
+pub(crate) fn noisy_box_index(lo: i64, box_shift: u32, lut_bits: u32, phase: f64) -> usize {
+    let k = ((phase - lo as f64) / (1u64 << box_shift) as f64 + 0.5).floor();
+    k.clamp(0.0, last_box(lut_bits) as f64) as usize
+}
+
+fn last_box(lut_bits: u32) -> i64 {
+    (1i64 << lut_bits) - 1
 }

@@ -9,12 +9,17 @@ use serde::{Deserialize, Serialize};
 use crate::activation::{ActivationTable, MAX_VALUE_BITS};
 use crate::dot::{DotInteraction, DotLayout};
 use crate::io::{read_json, write_json};
+use crate::sanitiser::OutputSanitiser;
 use crate::{DlrmError, Interaction, ModelConfig, NoiseModel, Result, TableConfig};
 
-/// Version of the quantized model format this crate writes and reads. Version 2 changed the dot
-/// interaction's identity (shared squares); version-1 files without a dot interaction mean the
-/// same in both and are still read.
-pub const QUANTIZED_FORMAT_VERSION: u32 = 2;
+/// Newest version of the quantized model format this crate reads and writes. Version 2 changed
+/// the dot interaction's identity (shared squares); version-1 files without a dot interaction
+/// mean the same in both and are still read. Version 3 added the output sanitiser: a model
+/// with one is written as version 3, a model without as version 2, byte for byte as before
+/// (builds that only know version 2 would ignore the unknown field and answer unsanitised).
+pub const QUANTIZED_FORMAT_VERSION: u32 = 3;
+/// The version a model without an output sanitiser is written as.
+const UNSANITISED_FORMAT_VERSION: u32 = 2;
 const QUANTIZED_FORMAT: &str = "dlrm-he/quantized-model";
 /// How the client turns dense features into signed integers: column `j` becomes
 /// `clamp(round(x_j / scales[j]), -2^(bits-1), 2^(bits-1) - 1)`.
@@ -168,7 +173,8 @@ impl IntTable {
 pub struct QuantizedModel {
     /// Name of the file format, `dlrm-he/quantized-model`.
     pub format: String,
-    /// Version of the file format ([`QUANTIZED_FORMAT_VERSION`] when written by this build).
+    /// Version of the file format: when written by this build, [`QUANTIZED_FORMAT_VERSION`]
+    /// for a model with an output sanitiser and 2 for one without.
     pub format_version: u32,
     /// Architecture (table kinds say how ids become stored rows).
     pub config: ModelConfig,
@@ -178,7 +184,7 @@ pub struct QuantizedModel {
     pub bottom: Vec<IntLayer>,
     /// One integer table per table of the configuration.
     pub tables: Vec<IntTable>,
-    /// The top MLP; the last layer has no activation.
+    /// The top MLP; the last layer has no activation (see `output_sanitiser`).
     pub top: Vec<IntLayer>,
     /// `logit = logit numerator x logit_scale`.
     pub logit_scale: f64,
@@ -191,6 +197,10 @@ pub struct QuantizedModel {
     /// output and tables share one integer unit.
     #[serde(default)]
     pub dot: Option<DotInteraction>,
+    /// The output sanitiser, when the quantizer was asked for one (format version 3): the
+    /// logit numerator is the centre of its box on this grid, computed by one last bootstrap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_sanitiser: Option<OutputSanitiser>,
 }
 
 impl QuantizedModel {
@@ -198,8 +208,15 @@ impl QuantizedModel {
     /// overflow `i64` (quantized model files are untrusted).
     pub fn validate(&self) -> Result<()> {
         let bad = |reason: String| Err(DlrmError::shape(format!("quantized model: {reason}")));
-        let readable = self.format_version == QUANTIZED_FORMAT_VERSION
+        let readable = (UNSANITISED_FORMAT_VERSION..=QUANTIZED_FORMAT_VERSION)
+            .contains(&self.format_version)
             || (self.format_version == 1 && self.dot.is_none());
+        if self.format_version < 3 && self.output_sanitiser.is_some() {
+            return bad(format!(
+                "an output sanitiser needs format version 3, the file says {}",
+                self.format_version
+            ));
+        }
         if self.format_version == 1 && self.dot.is_some() {
             return bad(
                 "version 1 of the format computed the dot interaction as ((a + b)^2 - (a - b)^2) / 4; \
@@ -209,7 +226,7 @@ impl QuantizedModel {
         }
         if self.format != QUANTIZED_FORMAT || !readable {
             return bad(format!(
-                "format {:?} version {}, this build reads {QUANTIZED_FORMAT:?} version {QUANTIZED_FORMAT_VERSION}",
+                "format {:?} version {}, this build reads {QUANTIZED_FORMAT:?} versions 1 to {QUANTIZED_FORMAT_VERSION}",
                 self.format, self.format_version
             ));
         }
@@ -234,6 +251,11 @@ impl QuantizedModel {
         }
         if !(self.logit_scale.is_finite() && self.logit_scale > 0.0) || self.output_acc_bits > 62 {
             return bad("logit scale or output bits out of range".into());
+        }
+        if let Some(sanitiser) = &self.output_sanitiser {
+            sanitiser
+                .validate(self.output_acc_bits)
+                .or_else(|e| bad(format!("output sanitiser: {e}")))?;
         }
         if self.tables.len() != c.tables.len() {
             return bad(format!(
@@ -346,6 +368,14 @@ impl QuantizedModel {
 
     pub(crate) fn format_name() -> String {
         QUANTIZED_FORMAT.into()
+    }
+
+    /// The version a model is written as: the oldest that holds it.
+    pub(crate) fn format_version_for(sanitiser: Option<&OutputSanitiser>) -> u32 {
+        match sanitiser {
+            Some(_) => QUANTIZED_FORMAT_VERSION,
+            None => UNSANITISED_FORMAT_VERSION,
+        }
     }
 }
 

@@ -12,6 +12,8 @@
 //!   fine-tuning.
 //! - [`QuantizedModel::trace`]: the integer reference executor, exact or with the
 //!   [`NoiseModel`]'s simulated bootstrap noise; [`Metrics`] compares models.
+//! - [`OutputSanitiser`]: the optional last bootstrap that puts the logit numerator on a coarse
+//!   grid, so the response's noise no longer depends on the weights.
 //!
 //! ```
 //! use dlrm::{Dlrm, ModelPreset};
@@ -43,6 +45,7 @@ mod quantize;
 mod reference;
 mod rng;
 mod rounding;
+mod sanitiser;
 mod tensors;
 mod train;
 mod weights;
@@ -74,6 +77,7 @@ pub use quantize::{
     LayerChoice, QuantizeConfig, QuantizeReport, SquareChoice, WidthTrial, quantize,
 };
 pub use reference::{Execution, LayerTrace, Trace};
+pub use sanitiser::OutputSanitiser;
 pub use train::{
     EpochReport, Silent, TrainProgress, TrainReport, evaluate, first_rows, predict_logits, train,
 };

@@ -23,7 +23,8 @@ pub struct Trace {
     pub interaction: Option<LayerTrace>,
     /// Per layer (bottom then top): accumulators and the activations the tables returned.
     pub layers: Vec<LayerTrace>,
-    /// The output layer's accumulator, with the simulated noise when simulating.
+    /// The output layer's accumulator (sanitised when the model has a sanitiser), with the
+    /// simulated noise when simulating.
     pub logit_numerator: f64,
 }
 
@@ -32,7 +33,8 @@ pub struct Trace {
 pub struct LayerTrace {
     /// `W x + b`, one per row of the layer's weights.
     pub accumulators: Vec<i64>,
-    /// Empty for the output layer.
+    /// Empty for the output layer, unless the model sanitises its output: then the sanitised
+    /// numerator (the centre of the output accumulator's box).
     pub activations: Vec<i64>,
 }
 
@@ -116,13 +118,10 @@ impl QuantizedModel {
             x = self.hidden_layer(self.bottom.len() + k, &x, noise.as_mut(), &mut layers);
         }
         let accumulators = output.accumulate(&x);
-        let mut logit_numerator = accumulators[0] as f64;
-        if let Some(rng) = noise.as_mut() {
-            logit_numerator += rng.normal() * self.output_noise_sd();
-        }
+        let (activations, logit_numerator) = self.output(accumulators[0], noise.as_mut());
         layers.push(LayerTrace {
             accumulators,
-            activations: Vec::new(),
+            activations,
         });
         Ok(Trace {
             top_input,
@@ -132,14 +131,67 @@ impl QuantizedModel {
         })
     }
 
-    /// Standard deviation of the bootstrap noise the logit numerator carries, in numerator
-    /// units: the output row's norm over the columns fed by bootstraps times the bootstrap output
-    /// noise (what `simulate` adds to the output).
+    /// The output layer's sanitised value (empty without a sanitiser) and the logit numerator
+    /// for its accumulator `acc`: without a sanitiser `acc` plus the noise the output row
+    /// carries; with one, the centre of the box a bootstrap reads (with the read noise) plus
+    /// the bootstrap's fresh output noise.
+    fn output(&self, acc: i64, noise: Option<&mut SplitMix64>) -> (Vec<i64>, f64) {
+        match (&self.output_sanitiser, noise) {
+            (None, None) => (Vec::new(), acc as f64),
+            (None, Some(rng)) => (
+                Vec::new(),
+                acc as f64 + rng.normal() * self.weighted_output_sd(),
+            ),
+            (Some(sanitiser), None) => {
+                let centre = sanitiser.apply(acc);
+                (vec![centre], centre as f64)
+            }
+            (Some(sanitiser), Some(rng)) => {
+                let phase = acc as f64 + rng.normal() * self.sanitiser_read_sd();
+                let centre = sanitiser.centre(sanitiser.noisy_box_index(phase));
+                let fresh = self.noise.accumulator_sd(1.0, self.output_acc_bits);
+                (vec![centre], centre as f64 + rng.normal() * fresh)
+            }
+        }
+    }
+
+    /// Standard deviation of the noise the returned logit numerator carries around the exact
+    /// reference's, in numerator units. Without a sanitiser: the output row's norm over the
+    /// columns fed by bootstraps times the bootstrap output noise (what `simulate` adds to the
+    /// output). With one: the noise its bootstrap reads the numerator with (which can move the
+    /// result to a neighbouring box centre) combined with the bootstrap's fresh output noise.
     pub fn output_noise_sd(&self) -> f64 {
+        match &self.output_sanitiser {
+            None => self.weighted_output_sd(),
+            Some(_) => self
+                .sanitiser_read_sd()
+                .hypot(self.noise.accumulator_sd(1.0, self.output_acc_bits)),
+        }
+    }
+
+    /// The output row's norm over the columns fed by bootstraps times the bootstrap output
+    /// noise, in numerator units.
+    fn weighted_output_sd(&self) -> f64 {
+        self.noise
+            .accumulator_sd(self.output_noise_norm(), self.output_acc_bits)
+    }
+
+    /// The output row's weight norm over the columns fed by bootstraps.
+    pub(crate) fn output_noise_norm(&self) -> f64 {
         let index = self.bottom.len() + self.top.len() - 1;
         let output = self.top.last().expect("validated: top is not empty");
-        let norm = output.noise_norm(0, &self.column_noises(index));
-        self.noise.accumulator_sd(norm, self.output_acc_bits)
+        output.noise_norm(0, &self.column_noises(index))
+    }
+
+    /// Standard deviation, in numerator units, of the noise the sanitiser's bootstrap reads the
+    /// numerator with (the weighted output noise plus keyswitch and modulus switch); 0 without
+    /// a sanitiser.
+    pub fn sanitiser_read_sd(&self) -> f64 {
+        self.output_sanitiser.as_ref().map_or(0.0, |s| {
+            let units =
+                (1u64 << (s.box_shift + s.lut_bits)) as f64 / self.noise.polynomial_size as f64;
+            self.noise.bootstrap_input_sd(self.output_noise_norm()) * units
+        })
     }
 
     /// Layer `index` (bottom, then top) and its activations, recorded in `layers`.

@@ -55,8 +55,11 @@ impl DotStage {
             step,
         )?;
         let (rows, weights) = matrix(inputs.len, &|v| layout.square_inputs(&inputs.vectors(v)));
-        let (bias, bias_encoding) =
-            shifted_bias(&vec![0; rows], Some(&dot.square), step.input_scale_log);
+        let (bias, bias_encoding) = shifted_bias(
+            &vec![0; rows],
+            Some((dot.square.lo, dot.square.box_shift)),
+            step.input_scale_log,
+        );
         let sums = LweDenseLayer::new(rows, inputs.len, weights, bias, bias_encoding)?;
         let (pair_rows, pair_weights) = matrix(rows + inputs.len, &|v| {
             let (squares, rest) = v.split_at(rows);

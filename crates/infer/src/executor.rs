@@ -22,7 +22,7 @@ use crate::wire::{Request, Response};
 /// Every intermediate ciphertext of one request, for layer-by-layer checks against the
 /// integer reference (a debugging and testing aid: a server never decrypts these).
 pub struct ExecutionTrace {
-    /// Per layer: the accumulators (minus the table's `lo` for hidden layers) at the layer's
+    /// Per layer: the accumulators (minus the table's `lo` where a table follows) at the layer's
     /// input scale, and the activations at the next layer's input scale.
     pub layers: Vec<(LweBatch, Option<LweBatch>)>,
     /// The dot interaction's square inputs (pair sums and vector entries, minus the table's
@@ -49,7 +49,7 @@ pub struct DecryptedLayer {
     /// Accumulators `W x + b` (with `lo` added back), rounded from their noisy phases.
     pub accumulators: Vec<i64>,
     /// What the bootstraps returned (the squares for the interaction), empty for the output
-    /// layer.
+    /// layer unless the model sanitises its output (then the sanitised numerator).
     pub activations: Vec<i64>,
 }
 
@@ -101,7 +101,8 @@ impl ExecutionTrace {
     }
 }
 
-/// A dense layer on LWE ciphertexts and the bootstrap that follows it (none for the output).
+/// A dense layer on LWE ciphertexts and the bootstrap that follows it (none for the output,
+/// unless the model sanitises its output).
 struct Stage {
     dense: LweDenseLayer,
     table: Option<LookupTable>,
@@ -156,17 +157,23 @@ impl ServerModel {
         let layers: Vec<&IntLayer> = model.bottom.iter().chain(&model.top).collect();
         let table_for = |index: usize| -> Result<Option<LookupTable>> {
             let (layer, step) = (layers[index], &plan.layers[index]);
-            match (&layer.activation, step.activation) {
-                (Some(table), Some(a)) => {
+            // A hidden layer's activations, or the output sanitiser's box centres.
+            let entries: Vec<i64> = match (&layer.activation, &model.output_sanitiser) {
+                (Some(table), _) => table.entries.iter().map(|&e| i64::from(e)).collect(),
+                (None, Some(sanitiser)) if index + 1 == layers.len() => sanitiser.entries(),
+                (None, _) => return Ok(None),
+            };
+            match step.activation {
+                Some(a) => {
                     let output = encoding(a.output_scale_log);
                     Ok(Some(LookupTable::new(
                         &params,
-                        LutBits(table.lut_bits),
+                        LutBits(a.lut_bits),
                         output,
-                        |k| output.reduce(i64::from(table.entries[k as usize])),
+                        |k| output.reduce(entries[k as usize]),
                     )?))
                 }
-                _ => Ok(None),
+                None => Ok(None),
             }
         };
         let mut tables_of_layers = (0..layers.len())
@@ -183,11 +190,9 @@ impl ServerModel {
         let first_slots = (0..first_layer.rows)
             .map(|r| layout.output_slot(r))
             .collect();
-        let (first_bias, first_bias_encoding) = shifted_bias(
-            &first_layer.bias,
-            first_layer.activation.as_ref(),
-            plan.layers[0].input_scale_log,
-        );
+        let boxes = |index: usize| plan.layers[index].activation.map(|a| (a.lo, a.box_shift));
+        let (first_bias, first_bias_encoding) =
+            shifted_bias(&first_layer.bias, boxes(0), plan.layers[0].input_scale_log);
         let first_table = tables_of_layers.next().flatten().ok_or_else(|| {
             InferError::Unsupported("the first bottom layer has no activation".into())
         })?;
@@ -196,7 +201,7 @@ impl ServerModel {
         for (index, layer) in layers.iter().enumerate().skip(1) {
             let (bias, bias_encoding) = shifted_bias(
                 &layer.bias,
-                layer.activation.as_ref(),
+                boxes(index),
                 plan.layers[index].input_scale_log,
             );
             let dense = LweDenseLayer::new(

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::{InferError, Result};
 use crate::interface::ModelInterface;
-use crate::scales::{activation_input_scale_log, input_scale_log};
+use crate::scales::{activation_input_scale_log, input_scale_log, output_scale_log};
 
 /// How a layer is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -26,8 +26,9 @@ pub enum Kernel {
     LweGemm,
 }
 
-/// The activation that follows a hidden layer: one keyswitch + programmable bootstrap per
-/// output, reading the accumulator in `2^lut_bits` boxes of `2^box_shift` from `lo`.
+/// The activation that follows a hidden layer (or the output sanitiser that follows the output
+/// layer): one keyswitch + programmable bootstrap per output, reading the accumulator in
+/// `2^lut_bits` boxes of `2^box_shift` from `lo`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ActivationPlan {
     /// Log2 of the number of boxes.
@@ -53,7 +54,8 @@ pub struct LayerPlan {
     pub cols: usize,
     /// Scale (log2) of the layer's inputs and accumulators.
     pub input_scale_log: u32,
-    /// `None` for the output layer.
+    /// `None` for the output layer, unless the model sanitises its output: then the
+    /// sanitiser's identity table on the numerator's boxes, returning the output encoding.
     pub activation: Option<ActivationPlan>,
     /// Plaintext-polynomial products (packed kernel) or weight x ciphertext multiply-adds
     /// (GEMM, non-zero weights only).
@@ -65,7 +67,7 @@ pub struct LayerPlan {
 }
 
 impl LayerPlan {
-    /// Bootstraps the layer's activation costs (one per output).
+    /// Bootstraps the layer's activation (or output sanitiser) costs (one per output).
     pub fn bootstraps(&self) -> usize {
         if self.activation.is_some() {
             self.rows
@@ -326,7 +328,16 @@ pub(crate) fn compile(model: &QuantizedModel, interface: ModelInterface) -> Resu
                 lo: table.lo,
                 output_scale_log: input_scale_log(model, next, index + 2 == all.len())?,
             }),
-            (None, None) => None,
+            // The output sanitiser: the output layer's table, returning the output encoding.
+            (None, None) => match &model.output_sanitiser {
+                Some(s) => Some(ActivationPlan {
+                    lut_bits: s.lut_bits,
+                    box_shift: s.box_shift,
+                    lo: s.lo,
+                    output_scale_log: output_scale_log(model)?,
+                }),
+                None => None,
+            },
             _ => {
                 return Err(InferError::Unsupported(format!(
                     "{name}: activation tables must follow every layer but the output layer"
@@ -348,11 +359,11 @@ pub(crate) fn compile(model: &QuantizedModel, interface: ModelInterface) -> Resu
             } => input_glwes * output_glwes,
             Kernel::LweGemm => layer.weights.iter().filter(|&&w| w != 0).count(),
         };
-        let wrong_box_rate = layer.activation.as_ref().map_or(0.0, |table| {
+        let wrong_box_rate = activation.map_or(0.0, |a| {
             let norm = layer.max_noise_norm(&model.column_noises(index));
             model
                 .noise
-                .wrong_box_rate(model.noise.bootstrap_input_sd(norm), table.lut_bits)
+                .wrong_box_rate(model.noise.bootstrap_input_sd(norm), a.lut_bits)
         });
         layers.push(LayerPlan {
             name: name.clone(),

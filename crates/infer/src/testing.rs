@@ -4,11 +4,11 @@
 //! accumulator sits a quarter box from the nearest box edge (the executor's half-unit tie
 //! offset included), more than six noise standard deviations: an encrypted run reproduces the
 //! reference exactly, not just with high probability. [`tiny_dot_model`] is its dot-interaction
-//! variant.
+//! variant, [`tiny_sanitised_model`] the variant whose output is sanitised.
 
 use dlrm::{
     ActivationTable, DigitCode, DotInteraction, EmbeddingKind, InputQuantizer, IntLayer, IntTable,
-    Interaction, ModelConfig, NoiseModel, QuantizedModel, TableConfig,
+    Interaction, ModelConfig, NoiseModel, OutputSanitiser, QuantizedModel, TableConfig,
 };
 
 /// ReLU, then `>> 2`, clamped to `[0, 4)`, on the centres of `2^lut_bits` boxes of two units
@@ -99,6 +99,7 @@ pub fn tiny_model() -> QuantizedModel {
         output_acc_bits: 8,
         noise: NoiseModel::TFHE_2_2,
         dot: None,
+        output_sanitiser: None,
     }
 }
 
@@ -127,5 +128,27 @@ pub fn tiny_dot_model() -> QuantizedModel {
         square_unit: 1.0,
     });
     model.top = vec![layer(3, 5, 5, Some(relu_table(5))), layer(1, 3, 6, None)];
+    model
+}
+
+/// [`tiny_model`] with its output sanitised: the numerator (-10..=8: three activations of at
+/// most 3 with weights in `[-1, 1]`, bias -1) gets 5 signed bits, and the sanitiser 16 boxes of
+/// two units centred at -14, -12, .., 16, so 0 and -1 return 0 and 1 and 2 return 2. Every
+/// numerator sits a quarter box from a box edge (the executor's half-unit tie offset
+/// included), over six noise standard deviations, as in the hidden layers: the encrypted
+/// numerator is the reference's exactly.
+///
+/// ```
+/// let model = infer::testing::tiny_sanitised_model();
+/// assert!(model.validate().is_ok());
+/// let sanitiser = model.output_sanitiser.as_ref().unwrap();
+/// assert_eq!((sanitiser.lo, sanitiser.hi()), (-14, 16));
+/// ```
+pub fn tiny_sanitised_model() -> QuantizedModel {
+    let mut model = tiny_model();
+    model.format_version = dlrm::QUANTIZED_FORMAT_VERSION;
+    model.output_acc_bits = 5;
+    model.output_sanitiser =
+        Some(OutputSanitiser::spanning(5, 4).expect("4 table bits over a 5-bit numerator"));
     model
 }

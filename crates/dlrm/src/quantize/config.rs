@@ -50,6 +50,11 @@ pub struct QuantizeConfig {
     pub min_clean_sigmas: f64,
     /// The noise of the encrypted pipeline the bit widths are chosen for.
     pub noise: NoiseModel,
+    /// Sanitise the output: one last bootstrap puts the logit numerator on a grid of
+    /// `2^lut_bits` boxes (the most bits up to `max_lut_bits` whose boxes stay
+    /// `min_clean_sigmas` wide), so the response's noise no longer depends on the weights
+    /// ([`OutputSanitiser`](crate::OutputSanitiser); docs/security.md). Costs one bootstrap.
+    pub sanitise_output: bool,
 }
 
 impl Default for QuantizeConfig {
@@ -67,6 +72,7 @@ impl Default for QuantizeConfig {
             activation_quantile: 0.999,
             min_clean_sigmas: 0.8,
             noise: NoiseModel::TFHE_2_2,
+            sanitise_output: false,
         }
     }
 }

@@ -28,6 +28,7 @@
 //!   through the model.
 //! - `layers.rs`: one layer quantized on those rows; `grids.rs`: the grids it is put on.
 //! - `squares.rs`: the dot interaction's square table.
+//! - `sanitise.rs`: the output sanitiser's grid, when the settings ask for one.
 //! - `report.rs`: [`QuantizeReport`], what was chosen, and its printed form.
 
 mod calibration;
@@ -36,6 +37,7 @@ mod grids;
 mod layers;
 mod pass;
 mod report;
+mod sanitise;
 mod squares;
 mod widths;
 

@@ -3,9 +3,8 @@
 //! integers the reference will really produce at its input.
 
 use crate::dot::DotLayout;
-use crate::integer_model::{
-    IntLayer, IntTable, QUANTIZED_FORMAT_VERSION, QuantizedModel, value_limit,
-};
+use crate::integer_model::{IntLayer, IntTable, QuantizedModel, value_limit};
+use crate::sanitiser::OutputSanitiser;
 use crate::{DlrmError, DlrmWeights, Interaction, Result};
 
 use super::calibration::Calibration;
@@ -15,6 +14,7 @@ use super::layers::{
     HiddenStep, OutputChoice, calibrate_input, integer_table, quantize_hidden, quantize_output,
 };
 use super::report::{LayerChoice, QuantizeReport};
+use super::sanitise::{SanitiserChoice, choose_sanitiser};
 use super::squares::{square_choice, square_table};
 
 /// Quantizes `weights` with embedding entries of `embedding_bits` signed bits, calibrating on
@@ -77,10 +77,11 @@ pub(super) fn quantize_pass(
     } else {
         (None, None)
     };
-    let (top, logit_scale, output_acc_bits) = top_mlp(weights, &mut rows, &mut choices, config);
+    let (top, logit_scale, output_acc_bits, output_sanitiser) =
+        top_mlp(weights, &mut rows, &mut choices, config);
     let model = QuantizedModel {
         format: QuantizedModel::format_name(),
-        format_version: QUANTIZED_FORMAT_VERSION,
+        format_version: QuantizedModel::format_version_for(output_sanitiser.as_ref()),
         config: c.clone(),
         input,
         bottom,
@@ -90,6 +91,7 @@ pub(super) fn quantize_pass(
         output_acc_bits,
         noise: config.noise,
         dot: dot_interaction,
+        output_sanitiser,
     };
     model.validate()?;
     let report = QuantizeReport {
@@ -117,14 +119,14 @@ fn largest_vector(weights: &DlrmWeights, tables: &[IntTable], embedding_bits: u3
 }
 
 /// The top MLP's layers on the rows (which hold the interaction's output), the output layer
-/// last, with their choices appended to `choices`; returns the layers, the logit scale and the
-/// logit numerator's signed bits.
+/// last, with their choices appended to `choices`; returns the layers, the logit scale, the
+/// logit numerator's signed bits and the output sanitiser (when the config asks for one).
 fn top_mlp(
     weights: &DlrmWeights,
     rows: &mut Calibration,
     choices: &mut Vec<LayerChoice>,
     config: &QuantizeConfig,
-) -> (Vec<IntLayer>, f64, u32) {
+) -> (Vec<IntLayer>, f64, u32, Option<OutputSanitiser>) {
     let c = &weights.config;
     let (output_layer, hidden) = weights
         .top
@@ -150,17 +152,21 @@ fn top_mlp(
         weight_bits,
         norm,
     } = quantize_output(output_layer, rows, &grid, config);
+    let sanitised = config
+        .sanitise_output
+        .then(|| choose_sanitiser(&output, acc_bits, norm, rows.integers(), config));
     choices.push(LayerChoice {
         name: "output".into(),
         weight_bits,
         lookup_weight_bits: grid.lookup_bits(weight_bits),
-        lut_bits: None,
+        lut_bits: sanitised.as_ref().map(|s| s.sanitiser.lut_bits),
         max_noisy_row_norm: norm,
-        wrong_box_rate: 0.0,
-        clamped_fraction: 0.0,
+        wrong_box_rate: sanitised.as_ref().map_or(0.0, |s| s.wrong_box_rate),
+        clamped_fraction: sanitised.as_ref().map_or(0.0, |s| s.clamped_fraction),
         accumulator_scale: logit_scale,
         activation_scale: None,
     });
     top.push(output);
-    (top, logit_scale, acc_bits)
+    let sanitiser = sanitised.map(|SanitiserChoice { sanitiser, .. }| sanitiser);
+    (top, logit_scale, acc_bits, sanitiser)
 }

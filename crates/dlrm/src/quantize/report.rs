@@ -14,7 +14,7 @@ pub struct LayerChoice {
     pub weight_bits: u32,
     /// Bits of the weights on embedding columns, where the layer reads them.
     pub lookup_weight_bits: Option<u32>,
-    /// `None` for the output layer.
+    /// `None` for the output layer, unless it is sanitised (the sanitiser's table bits).
     pub lut_bits: Option<u32>,
     /// Largest row L2 norm over the columns fed by bootstraps.
     pub max_noisy_row_norm: f64,
