@@ -1,7 +1,8 @@
 //! Abuse tests: calls without a valid token are refused, a tenant cannot see, use or delete
 //! another tenant's keys (they answer 404 as if absent), quotas answer their codes, one tenant
 //! cannot hold more calls than its quota, open access is refused on a reachable address unless
-//! asked for, connections beyond the cap wait, and a killed upload leaves no key behind. Made-up
+//! asked for, connections beyond the cap wait, a panic inside an FHE job answers 500 while the
+//! service goes on, and a killed upload leaves no key behind. Made-up
 //! methods and paths have their own file (`metric_series.rs`), which measures the process's
 //! memory.
 
@@ -302,5 +303,109 @@ fn connections_beyond_the_cap_wait_until_one_closes() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     drop(holders);
+    service.shutdown().unwrap();
+}
+
+/// A directory store whose first key load panics: a bug inside an FHE job, injected through
+/// the public store trait (loading the key is the job's first step).
+struct PanicOnFirstLoad {
+    inner: DirectoryKeyStore,
+    panicked: std::sync::atomic::AtomicBool,
+}
+
+impl serve::KeyStore for PanicOnFirstLoad {
+    fn put(
+        &self,
+        owner: &serve::Owner,
+        id: &serve::KeyId,
+        set: ParameterSetId,
+        bytes: &[u8],
+    ) -> serve::Result<bool> {
+        self.inner.put(owner, id, set, bytes)
+    }
+    fn entry(
+        &self,
+        owner: &serve::Owner,
+        id: &serve::KeyId,
+    ) -> serve::Result<Option<serve::KeyEntry>> {
+        self.inner.entry(owner, id)
+    }
+    fn load(
+        &self,
+        owner: &serve::Owner,
+        id: &serve::KeyId,
+    ) -> serve::Result<Option<(ParameterSetId, Vec<u8>)>> {
+        if !self
+            .panicked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("injected: a bug in an FHE job");
+        }
+        self.inner.load(owner, id)
+    }
+    fn delete(&self, owner: &serve::Owner, id: &serve::KeyId) -> serve::Result<bool> {
+        self.inner.delete(owner, id)
+    }
+    fn list(&self, owner: &serve::Owner) -> serve::Result<Vec<serve::KeyEntry>> {
+        self.inner.list(owner)
+    }
+    fn totals(&self) -> serve::Result<(usize, u64)> {
+        self.inner.totals()
+    }
+}
+
+#[test]
+fn an_injected_panic_answers_500_and_the_next_call_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(PanicOnFirstLoad {
+        inner: DirectoryKeyStore::open(dir.path()).unwrap(),
+        panicked: std::sync::atomic::AtomicBool::new(false),
+    });
+    let config = ServiceConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        limits: Limits {
+            fhe_threads: 1,
+            ..Limits::default()
+        },
+        access: Access::Open {
+            insecure_remote: false,
+        },
+        tls: None,
+        handle_signals: false,
+    };
+    let service = RunningService::start(config, store, vec![common::tiny()]).unwrap();
+    let addr = service.addr();
+    let keys = common::keys();
+    let id = key_id(&call(
+        addr,
+        "POST",
+        "/v1/keys",
+        None,
+        &[],
+        &keys.server_bytes,
+    ));
+    let model = infer::testing::tiny_model();
+    let interface = infer::ModelInterface::for_model(&model, ParameterSetId::default()).unwrap();
+    let (dense, ids) = ([0.5f32, -1.0], [3u32, 7]);
+    let request = infer::encrypt_request(&keys.client, &interface, &dense, &ids)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let headers = [("x-key-id", id.as_str())];
+    let infer = "/v1/models/tiny/infer";
+    assert_eq!(
+        code(call(addr, "POST", infer, None, &headers, &request)),
+        (500, "internal".into())
+    );
+    // The same call again, on the same single-thread pool: answered, and right.
+    let client = client::Client::new(keys.client.clone(), interface).unwrap();
+    let answer = client::ServiceClient::new(&service.url(), Duration::from_secs(120))
+        .unwrap()
+        .infer("tiny", &id, &request)
+        .unwrap();
+    let prediction = client.decrypt_bytes(&answer.bytes).unwrap();
+    let reference = model.forward(&model.quantize_input(&dense), &ids).unwrap();
+    assert_eq!(prediction.logit_numerator, reference);
+    assert_eq!(call(addr, "GET", "/healthz", None, &[], b"").0, 200);
     service.shutdown().unwrap();
 }
