@@ -2,10 +2,8 @@
 //! another tenant's keys (they answer 404 as if absent), quotas answer their codes, one tenant
 //! cannot hold more calls than its quota, open access is refused on a reachable address unless
 //! asked for, connections beyond the cap wait, a panic inside an FHE job answers 500 while the
-//! service goes on, and a killed upload leaves no key behind. Made-up
-//! methods and paths have their own file (`metric_series.rs`), which measures the process's
-//! memory.
-
+//! service goes on, and a killed upload leaves no key behind. Made-up methods and paths have
+//! their own file (`metric_series.rs`), which measures the process's memory.
 mod common;
 
 use std::io::{Read, Write};
