@@ -4,6 +4,7 @@
 //! asked for, connections beyond the cap wait, a panic inside an FHE job answers 500 while the
 //! service goes on, and a killed upload leaves no key behind. Made-up methods and paths have
 //! their own file (`metric_series.rs`), which measures the process's memory.
+
 mod common;
 
 use std::io::{Read, Write};
