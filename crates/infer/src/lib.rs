@@ -8,7 +8,8 @@
 //! - [`ModelInterface`]: the public contract of a model (no weights).
 //! - [`ServerModel`]: the prepared model; [`ServerModel::infer`] runs one [`Request`],
 //!   [`ServerModel::infer_batch_bytes`] requests as bytes (what a service does), each timed by
-//!   [`StageTimings`].
+//!   [`StageTimings`]; [`ServerModel::infer_traced`] keeps an [`ExecutionTrace`] of every
+//!   intermediate ciphertext for checks against the integer reference.
 //! - [`FhePlan`]: the compiled plan, with bootstrap counts and cost estimate.
 //! - [`encrypt_request`] / [`decrypt_response`]: the client's two steps.
 //!
@@ -25,14 +26,16 @@ mod scales;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timings;
+mod trace;
 mod wire;
 
 pub use client_side::{decrypt_response, encrypt_request};
 pub use error::{BatchError, InferError, Result};
-pub use executor::{DecryptedLayer, ExecutionTrace, ServerModel};
+pub use executor::ServerModel;
 pub use interface::{INTERFACE_FORMAT_VERSION, ModelInterface, model_id};
 pub use plan::{
     ActivationPlan, CostModel, FhePlan, InteractionPlan, Kernel, LayerPlan, LookupSummary,
 };
 pub use timings::StageTimings;
+pub use trace::{DecryptedLayer, DecryptedTrace, ExecutionTrace};
 pub use wire::{Request, Response, WIRE_FORMAT_VERSION, decode_batch, encode_batch};
