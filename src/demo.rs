@@ -70,6 +70,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         config: None,
         tables: TablesArg::Preset,
         max_inputs: 256,
+        roles: None,
         settings: TrainSettings {
             epochs: Some(1),
             ..TrainSettings::default()

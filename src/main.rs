@@ -18,6 +18,7 @@ mod prepare;
 mod progress;
 mod quantize_command;
 mod report;
+mod roles_arg;
 mod serve_command;
 mod session;
 mod token_command;

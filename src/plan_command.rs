@@ -7,8 +7,9 @@ use anyhow::Context;
 use clap::Args;
 use dlrm::QuantizedModel;
 use fhe::ParameterSetId;
-use infer::ServerModel;
+use infer::{RankPlan, ServerModel};
 
+use crate::roles_arg::read_roles;
 use crate::session::parameter_set;
 
 #[derive(Args)]
@@ -20,16 +21,43 @@ pub(crate) struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also count the bootstraps of a ranked request with this many candidates (the private
+    /// part once, the public part per candidate; see docs/rank.md).
+    #[arg(long)]
+    pub candidates: Option<usize>,
+    /// Feature roles to plan with instead of the model's: a JSON file
+    /// (`{"dense": [...], "tables": [...]}`) or `criteo-13-13`.
+    #[arg(long)]
+    pub roles: Option<PathBuf>,
 }
 
 pub(crate) fn plan(args: PlanArgs) -> anyhow::Result<()> {
-    let model = QuantizedModel::load(&args.model)?;
+    let mut model = QuantizedModel::load(&args.model)?;
+    if let Some(path) = &args.roles {
+        model = model
+            .with_roles(read_roles(path)?)
+            .with_context(|| format!("roles {} for {}", path.display(), args.model.display()))?;
+    }
     let server = ServerModel::new(&model, args.parameter_set)
         .with_context(|| format!("compiling {}", args.model.display()))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(server.plan())?);
-    } else {
-        println!("{}", server.plan());
+    let rank = args
+        .candidates
+        .map(|k| RankPlan::for_model(&model, k))
+        .transpose()?;
+    match (args.json, rank) {
+        (true, None) => println!("{}", serde_json::to_string_pretty(server.plan())?),
+        (true, Some(rank)) => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "plan": server.plan(), "rank": rank })
+            )?
+        ),
+        (false, rank) => {
+            println!("{}", server.plan());
+            if let Some(rank) = rank {
+                println!("{rank}");
+            }
+        }
     }
     Ok(())
 }

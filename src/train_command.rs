@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use dlrm::{DatasetReference, Dlrm, EmbeddingPolicy, ModelConfig, ModelPreset};
 
+use crate::roles_arg::read_roles;
 use crate::training::{PresetArg, TrainSettings, holdout, open_splits, table_rows, train_model};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -35,6 +36,10 @@ pub(crate) struct TrainArgs {
     /// many one-hot inputs per lookup.
     #[arg(long, default_value_t = 256)]
     pub max_inputs: usize,
+    /// Feature roles for ranked requests (they change no weight): a JSON file
+    /// (`{"dense": [...], "tables": [...]}`) or `criteo-13-13`. Default: all private.
+    #[arg(long)]
+    pub roles: Option<PathBuf>,
     #[command(flatten)]
     pub settings: TrainSettings,
     /// Model directory to write.
@@ -47,7 +52,7 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<()> {
     let preset = ModelPreset::from(args.preset);
     let rows = table_rows(splits.prepared()?);
     let dense = splits.train.dense_width();
-    let config: ModelConfig = match &args.config {
+    let mut config: ModelConfig = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -65,6 +70,9 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<()> {
             ),
         },
     };
+    if let Some(path) = &args.roles {
+        config.roles = read_roles(path)?;
+    }
     config.validate()?;
     let settings = args.settings.resolve(preset);
     println!(

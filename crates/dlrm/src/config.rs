@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DigitCode, DlrmError, Result};
+use crate::{DigitCode, DlrmError, FeatureRoles, Result};
 
 /// Largest layer width, table size or embedding dimension a configuration may ask for: model
 /// files are untrusted, and this bounds what loading one can allocate.
@@ -102,6 +102,10 @@ pub struct ModelConfig {
     pub interaction: Interaction,
     /// Output widths of the top MLP's layers; ReLU after all but the last, which must be 1.
     pub top: Vec<usize>,
+    /// Which features are the client's (private) and which the server's (public); absent
+    /// (all private) unless some feature is public, so all-private files are unchanged.
+    #[serde(default, skip_serializing_if = "FeatureRoles::all_private")]
+    pub roles: FeatureRoles,
 }
 
 impl ModelConfig {
@@ -142,6 +146,7 @@ impl ModelConfig {
                 }
             }
         }
+        self.roles.check(self.dense_features, self.tables.len())?;
         if self.interaction == Interaction::Dot && self.bottom_output() != self.embedding_dim {
             return bad(format!(
                 "dot interaction needs the bottom output ({}) to equal d ({})",
@@ -329,6 +334,7 @@ impl ModelPreset {
             tables,
             interaction,
             top,
+            roles: FeatureRoles::default(),
         }
     }
 

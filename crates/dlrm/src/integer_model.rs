@@ -10,16 +10,20 @@ use crate::activation::{ActivationTable, MAX_VALUE_BITS};
 use crate::dot::{DotInteraction, DotLayout};
 use crate::io::{read_json, write_json};
 use crate::sanitiser::OutputSanitiser;
-use crate::{DlrmError, Interaction, ModelConfig, NoiseModel, Result, TableConfig};
+use crate::{DlrmError, FeatureRoles, Interaction, ModelConfig, NoiseModel, Result, TableConfig};
 
 /// Newest version of the quantized model format this crate reads and writes. Version 2 changed
 /// the dot interaction's identity (shared squares); version-1 files without a dot interaction
 /// mean the same in both and are still read. Version 3 added the output sanitiser: a model
 /// with one is written as version 3, a model without as version 2, byte for byte as before
 /// (builds that only know version 2 would ignore the unknown field and answer unsanitised).
-pub const QUANTIZED_FORMAT_VERSION: u32 = 3;
+/// Version 4 added feature roles (`config.roles`): a model with a public feature is written as
+/// version 4, any other as before, so its bytes and model id are unchanged.
+pub const QUANTIZED_FORMAT_VERSION: u32 = 4;
 /// The version a model without an output sanitiser is written as.
 const UNSANITISED_FORMAT_VERSION: u32 = 2;
+/// The version a model with an output sanitiser and no public feature is written as.
+const SANITISED_FORMAT_VERSION: u32 = 3;
 const QUANTIZED_FORMAT: &str = "dlrm-he/quantized-model";
 /// How the client turns dense features into signed integers: column `j` becomes
 /// `clamp(round(x_j / scales[j]), -2^(bits-1), 2^(bits-1) - 1)`.
@@ -174,7 +178,8 @@ pub struct QuantizedModel {
     /// Name of the file format, `dlrm-he/quantized-model`.
     pub format: String,
     /// Version of the file format: when written by this build, [`QUANTIZED_FORMAT_VERSION`]
-    /// for a model with an output sanitiser and 2 for one without.
+    /// for a model with a public feature, otherwise 3 for a model with an output sanitiser and
+    /// 2 for one without.
     pub format_version: u32,
     /// Architecture (table kinds say how ids become stored rows).
     pub config: ModelConfig,
@@ -211,7 +216,14 @@ impl QuantizedModel {
         let readable = (UNSANITISED_FORMAT_VERSION..=QUANTIZED_FORMAT_VERSION)
             .contains(&self.format_version)
             || (self.format_version == 1 && self.dot.is_none());
-        if self.format_version < 3 && self.output_sanitiser.is_some() {
+        if self.format_version < QUANTIZED_FORMAT_VERSION && !self.config.roles.all_private() {
+            return bad(format!(
+                "feature roles with a public feature need format version {QUANTIZED_FORMAT_VERSION}, the file says {} \
+                 (an older build would ignore the roles)",
+                self.format_version
+            ));
+        }
+        if self.format_version < SANITISED_FORMAT_VERSION && self.output_sanitiser.is_some() {
             return bad(format!(
                 "an output sanitiser needs format version 3, the file says {}",
                 self.format_version
@@ -371,11 +383,40 @@ impl QuantizedModel {
     }
 
     /// The version a model is written as: the oldest that holds it.
-    pub(crate) fn format_version_for(sanitiser: Option<&OutputSanitiser>) -> u32 {
-        match sanitiser {
-            Some(_) => QUANTIZED_FORMAT_VERSION,
-            None => UNSANITISED_FORMAT_VERSION,
+    pub(crate) fn format_version_for(
+        sanitiser: Option<&OutputSanitiser>,
+        roles: &FeatureRoles,
+    ) -> u32 {
+        match (roles.all_private(), sanitiser) {
+            (false, _) => QUANTIZED_FORMAT_VERSION,
+            (true, Some(_)) => SANITISED_FORMAT_VERSION,
+            (true, None) => UNSANITISED_FORMAT_VERSION,
         }
+    }
+
+    /// The model with other feature roles (they change no weight: which inputs are private is
+    /// a serving decision), written as the oldest format version that holds them.
+    ///
+    /// ```
+    /// let config = dlrm::ModelPreset::Uci.config(2, &[3, 4]);
+    /// let weights = dlrm::Dlrm::new(&config, 1).unwrap().to_weights().unwrap();
+    /// let data = datasets::SplitData {
+    ///     labels: vec![1, 0], dense: vec![0.5, -1.0, 1.5, 0.2], categorical: vec![0, 2, 1, 3],
+    ///     dense_names: vec!["a".into(), "b".into()], categorical_names: vec!["c".into(), "e".into()],
+    /// };
+    /// let (model, _) = dlrm::quantize(&weights, &data, &dlrm::QuantizeConfig::default()).unwrap();
+    /// assert_eq!(model.format_version, 2);
+    /// let roles = dlrm::FeatureRoles { dense: vec![], tables: vec![dlrm::Role::Private, dlrm::Role::Public] };
+    /// let ranked = model.clone().with_roles(roles).unwrap();
+    /// assert_eq!(ranked.format_version, dlrm::QUANTIZED_FORMAT_VERSION);
+    /// assert!(model.with_roles(dlrm::FeatureRoles { dense: vec![], tables: vec![dlrm::Role::Public] }).is_err());
+    /// ```
+    pub fn with_roles(mut self, roles: FeatureRoles) -> Result<Self> {
+        self.config.roles = roles;
+        self.format_version =
+            Self::format_version_for(self.output_sanitiser.as_ref(), &self.config.roles);
+        self.validate()?;
+        Ok(self)
     }
 }
 

@@ -15,8 +15,12 @@ use crate::{
 pub const MODEL_FILE: &str = "model.json";
 /// File name of the weights inside a model directory.
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
-/// Version of the model directory format this crate writes and reads.
-pub const MODEL_FORMAT_VERSION: u32 = 1;
+/// Newest version of the model directory format this crate writes and reads. Version 2 added
+/// feature roles: a model with a public feature is written as version 2, any other as version
+/// 1, byte for byte as before.
+pub const MODEL_FORMAT_VERSION: u32 = 2;
+/// The version a model whose features are all private is written as.
+const ALL_PRIVATE_FORMAT_VERSION: u32 = 1;
 /// Largest weights file read (a full-size Kaggle DLRM is about 2.2 GB).
 pub const MAX_WEIGHTS_BYTES: u64 = 4 << 30;
 /// Largest JSON description read.
@@ -129,7 +133,11 @@ pub fn save_model(
     std::fs::write(&weights_path, bytes).map_err(|e| DlrmError::io(&weights_path, e))?;
     let description = ModelFile {
         format: MODEL_FORMAT.into(),
-        format_version: MODEL_FORMAT_VERSION,
+        format_version: if weights.config.roles.all_private() {
+            ALL_PRIVATE_FORMAT_VERSION
+        } else {
+            MODEL_FORMAT_VERSION
+        },
         config: weights.config.clone(),
         dataset: dataset.cloned(),
     };
@@ -146,12 +154,25 @@ pub fn save_model(
 pub fn load_model(dir: &Path) -> Result<SavedModel> {
     let path = dir.join(MODEL_FILE);
     let description: ModelFile = read_json(&path)?;
-    if description.format != MODEL_FORMAT || description.format_version != MODEL_FORMAT_VERSION {
+    if description.format != MODEL_FORMAT
+        || !(ALL_PRIVATE_FORMAT_VERSION..=MODEL_FORMAT_VERSION)
+            .contains(&description.format_version)
+    {
         return Err(DlrmError::file(
             &path,
             format!(
-                "format {:?} version {} (this build reads {MODEL_FORMAT:?} version {MODEL_FORMAT_VERSION})",
+                "format {:?} version {} (this build reads {MODEL_FORMAT:?} versions 1 to {MODEL_FORMAT_VERSION})",
                 description.format, description.format_version
+            ),
+        ));
+    }
+    if description.format_version < MODEL_FORMAT_VERSION && !description.config.roles.all_private()
+    {
+        return Err(DlrmError::file(
+            &path,
+            format!(
+                "feature roles with a public feature need format version {MODEL_FORMAT_VERSION}, the file says {}",
+                description.format_version
             ),
         ));
     }

@@ -42,8 +42,10 @@ mod noise;
 mod pytorch;
 mod qat;
 mod quantize;
+mod rank;
 mod reference;
 mod rng;
+mod roles;
 mod rounding;
 mod sanitiser;
 mod tensors;
@@ -76,7 +78,9 @@ pub use qat::{QatConfig, QatEpoch, QatResult, finetune_quantized, rounded_logits
 pub use quantize::{
     LayerChoice, QuantizeConfig, QuantizeReport, SquareChoice, WidthTrial, quantize,
 };
+pub use rank::{CandidateTrace, RankTrace};
 pub use reference::{Execution, LayerTrace, Trace};
+pub use roles::{FeatureRoles, Role};
 pub use sanitiser::OutputSanitiser;
 pub use train::{
     EpochReport, Silent, TrainProgress, TrainReport, evaluate, first_rows, predict_logits, train,

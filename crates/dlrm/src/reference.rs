@@ -195,7 +195,7 @@ impl QuantizedModel {
     }
 
     /// Layer `index` (bottom, then top) and its activations, recorded in `layers`.
-    fn hidden_layer(
+    pub(crate) fn hidden_layer(
         &self,
         index: usize,
         x: &[i64],

@@ -12,8 +12,12 @@ use crate::error::{InferError, Result, malformed};
 use crate::scales::encoding;
 
 const INTERFACE_FORMAT: &str = "dlrm-he/model-interface";
-/// Version of the interface description this crate writes and reads.
-pub const INTERFACE_FORMAT_VERSION: u32 = 1;
+/// Newest version of the interface description this crate writes and reads. Version 2 added
+/// feature roles: an interface with a public feature is written as version 2, any other as
+/// version 1, byte for byte as before.
+pub const INTERFACE_FORMAT_VERSION: u32 = 2;
+/// The version an interface whose features are all private is written as.
+const ALL_PRIVATE_INTERFACE_VERSION: u32 = 1;
 /// Bounds on an interface read from the network: they keep a hostile description from making
 /// a client allocate without limit.
 const MAX_FEATURES: usize = 1 << 12;
@@ -38,8 +42,8 @@ const MAX_DIM: usize = 1 << 12;
 pub struct ModelInterface {
     /// Name of the description format, `dlrm-he/model-interface`.
     pub format: String,
-    /// Version of the description format ([`INTERFACE_FORMAT_VERSION`] when written by this
-    /// build).
+    /// Version of the description format: when written by this build,
+    /// [`INTERFACE_FORMAT_VERSION`] for a model with a public feature, 1 for any other.
     pub format_version: u32,
     /// SHA-256 of the quantized model file's canonical JSON: requests carry it, so a request
     /// for another model (or another version of this one) is refused.
@@ -62,6 +66,11 @@ pub struct ModelInterface {
     pub output_scale_log: u32,
     /// `logit = numerator x logit_scale`.
     pub logit_scale: f64,
+    /// Which features the client encrypts (private) and which the server knows per candidate
+    /// (public) in a ranked request; absent when all are private. A single-row request still
+    /// carries every feature encrypted.
+    #[serde(default, skip_serializing_if = "dlrm::FeatureRoles::all_private")]
+    pub roles: dlrm::FeatureRoles,
 }
 
 impl ModelInterface {
@@ -107,7 +116,11 @@ impl ModelInterface {
         };
         let interface = ModelInterface {
             format: INTERFACE_FORMAT.into(),
-            format_version: INTERFACE_FORMAT_VERSION,
+            format_version: if c.roles.all_private() {
+                ALL_PRIVATE_INTERFACE_VERSION
+            } else {
+                INTERFACE_FORMAT_VERSION
+            },
             model_id: model_id(model),
             parameter_set,
             input: model.input.clone(),
@@ -118,6 +131,7 @@ impl ModelInterface {
             lookup_scale_log: lookup_scale,
             output_scale_log: crate::scales::output_scale_log(model)?,
             logit_scale: model.logit_scale,
+            roles: c.roles.clone(),
         };
         interface.validate()?;
         Ok(interface)
@@ -137,11 +151,23 @@ impl ModelInterface {
     /// Checks the description's consistency and bounds (it may come from the network).
     pub fn validate(&self) -> Result<()> {
         let bad = |reason: String| Err(malformed("model interface", reason));
-        if self.format != INTERFACE_FORMAT || self.format_version != INTERFACE_FORMAT_VERSION {
+        if self.format != INTERFACE_FORMAT
+            || !(ALL_PRIVATE_INTERFACE_VERSION..=INTERFACE_FORMAT_VERSION)
+                .contains(&self.format_version)
+        {
             return bad(format!(
-                "format {:?} version {}, this build reads {INTERFACE_FORMAT:?} version {INTERFACE_FORMAT_VERSION}",
+                "format {:?} version {}, this build reads {INTERFACE_FORMAT:?} versions 1 to {INTERFACE_FORMAT_VERSION}",
                 self.format, self.format_version
             ));
+        }
+        if self.format_version < INTERFACE_FORMAT_VERSION && !self.roles.all_private() {
+            return bad(format!(
+                "feature roles need version {INTERFACE_FORMAT_VERSION}, the description says {}",
+                self.format_version
+            ));
+        }
+        if let Err(e) = self.roles.check(self.dense_features, self.tables.len()) {
+            return bad(e.to_string());
         }
         if self.model_id.len() != 64 || !self.model_id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return bad("model id is not a SHA-256 hex digest".into());

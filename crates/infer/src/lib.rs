@@ -10,7 +10,8 @@
 //!   [`ServerModel::infer_batch_bytes`] requests as bytes (what a service does), each timed by
 //!   [`StageTimings`]; [`ServerModel::infer_traced`] keeps an [`ExecutionTrace`] of every
 //!   intermediate ciphertext for checks against the integer reference.
-//! - [`FhePlan`]: the compiled plan, with bootstrap counts and cost estimate.
+//! - [`FhePlan`]: the compiled plan, with bootstrap counts and cost estimate; [`RankPlan`]: the
+//!   bootstrap counts of a ranked request (private part once, public part per candidate).
 //! - [`encrypt_request`] / [`decrypt_response`]: the client's two steps.
 //!
 //! `testing` (behind the feature of the same name) holds tiny hand-made quantized models for
@@ -22,6 +23,7 @@ mod error;
 mod executor;
 mod interface;
 mod plan;
+mod rank_plan;
 mod scales;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -36,6 +38,7 @@ pub use interface::{INTERFACE_FORMAT_VERSION, ModelInterface, model_id};
 pub use plan::{
     ActivationPlan, CostModel, FhePlan, InteractionPlan, Kernel, LayerPlan, LookupSummary,
 };
+pub use rank_plan::RankPlan;
 pub use timings::StageTimings;
 pub use trace::{DecryptedLayer, DecryptedTrace, ExecutionTrace};
 pub use wire::{Request, Response, WIRE_FORMAT_VERSION, decode_batch, encode_batch};

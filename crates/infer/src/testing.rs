@@ -74,6 +74,7 @@ pub fn tiny_model() -> QuantizedModel {
         ],
         interaction: Interaction::Concat,
         top: vec![3, 1],
+        roles: Default::default(),
     };
     let table = |stored_rows: usize, salt: i32| IntTable {
         value_bits: 2,
@@ -83,7 +84,8 @@ pub fn tiny_model() -> QuantizedModel {
     };
     QuantizedModel {
         format: "dlrm-he/quantized-model".into(),
-        format_version: dlrm::QUANTIZED_FORMAT_VERSION,
+        // Version 3 as written before roles existed (model ids of the tiny models unchanged).
+        format_version: 3,
         config,
         input: InputQuantizer {
             bits: 3,
@@ -146,7 +148,7 @@ pub fn tiny_dot_model() -> QuantizedModel {
 /// ```
 pub fn tiny_sanitised_model() -> QuantizedModel {
     let mut model = tiny_model();
-    model.format_version = dlrm::QUANTIZED_FORMAT_VERSION;
+    model.format_version = 3;
     model.output_acc_bits = 5;
     model.output_sanitiser =
         Some(OutputSanitiser::spanning(5, 4).expect("4 table bits over a 5-bit numerator"));

@@ -129,6 +129,7 @@ pub(super) fn build(
             .collect(),
         interaction,
         top: top.iter().map(|l| l.weight.rows).collect(),
+        roles: Default::default(),
     };
     let weights = DlrmWeights {
         config,

@@ -81,7 +81,10 @@ pub(super) fn quantize_pass(
         top_mlp(weights, &mut rows, &mut choices, config);
     let model = QuantizedModel {
         format: QuantizedModel::format_name(),
-        format_version: QuantizedModel::format_version_for(output_sanitiser.as_ref()),
+        format_version: QuantizedModel::format_version_for(
+            output_sanitiser.as_ref(),
+            &weights.config.roles,
+        ),
         config: c.clone(),
         input,
         bottom,

@@ -1,0 +1,112 @@
+//! The bootstrap counts of a ranked request (one user's private inputs, K candidates' public
+//! inputs): what runs once per request and what runs per candidate, from the architecture and
+//! its feature roles alone. `docs/rank.md` explains the split; the encrypted executor for
+//! ranked requests is not built yet, so these are the counts it is to meet.
+
+use std::fmt;
+
+use dlrm::{DotLayout, Interaction, ModelConfig, QuantizedModel, Role};
+use serde::Serialize;
+
+use crate::error::{InferError, Result};
+
+/// Bootstraps of a ranked request with `candidates` candidates: `once + candidates x
+/// per_candidate`.
+///
+/// ```
+/// let model = infer::testing::tiny_model();
+/// let roles = dlrm::FeatureRoles { dense: vec![], tables: vec![dlrm::Role::Private, dlrm::Role::Public] };
+/// let model = model.with_roles(roles).unwrap();
+/// let plan = infer::RankPlan::for_model(&model, 10).unwrap();
+/// // Bottom 3 + 2 once; the top layer's 3 activations per candidate.
+/// assert_eq!((plan.once, plan.per_candidate, plan.total()), (5, 3, 35));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RankPlan {
+    /// Candidates in the request.
+    pub candidates: usize,
+    /// Bootstraps run once: the bottom MLP's activations and, for the dot interaction, the
+    /// bottom output's copies at the squares' scale, the squares of the private vectors'
+    /// entries and of the sums of two private vectors.
+    pub once: usize,
+    /// Bootstraps run per candidate: for the dot interaction the squares of the sums of a
+    /// private and a public vector; the top MLP's activations; the output sanitiser's.
+    pub per_candidate: usize,
+    /// Bootstraps of one single-row request with every feature encrypted (today's request).
+    pub single_row: usize,
+}
+
+impl RankPlan {
+    /// The counts for a quantized model (its roles and whether it sanitises its output).
+    pub fn for_model(model: &QuantizedModel, candidates: usize) -> Result<Self> {
+        Self::for_config(&model.config, model.output_sanitiser.is_some(), candidates)
+    }
+
+    /// The counts for an architecture with its roles (`sanitised`: whether the output is
+    /// sanitised by one more bootstrap). Refuses `candidates == 0` and invalid configurations.
+    ///
+    /// ```
+    /// let config = dlrm::ModelPreset::CriteoSmall.config(13, &[100; 26]);
+    /// let all_private = infer::RankPlan::for_config(&config, false, 1).unwrap();
+    /// assert_eq!(all_private.total(), all_private.single_row);
+    /// assert!(infer::RankPlan::for_config(&config, false, 0).is_err());
+    /// ```
+    pub fn for_config(config: &ModelConfig, sanitised: bool, candidates: usize) -> Result<Self> {
+        config.validate()?;
+        if candidates == 0 {
+            return Err(InferError::Unsupported(
+                "a ranked request needs at least one candidate".into(),
+            ));
+        }
+        let bottom: usize = config.bottom.iter().sum();
+        let top = config.top[..config.top.len() - 1].iter().sum::<usize>() + usize::from(sanitised);
+        let (mut once, mut per_candidate, mut single_row) = (bottom, top, bottom + top);
+        if config.interaction == Interaction::Dot {
+            let layout = DotLayout::of(config);
+            let d = config.embedding_dim;
+            let private = |v: usize| v == 0 || config.roles.table_role(v - 1) == Role::Private;
+            let squared = |v: usize| !layout.table_norms()[v];
+            let vectors = config.tables.len() + 1;
+            // The bottom output's copies, then the entries of the vectors squared one by one.
+            once += d + (0..vectors).filter(|&v| private(v) && squared(v)).count() * d;
+            for i in 0..vectors {
+                for j in 0..i {
+                    match (private(i), private(j)) {
+                        (true, true) => once += d,
+                        (false, false) => {}
+                        _ => per_candidate += d,
+                    }
+                }
+            }
+            single_row += d + layout.square_count();
+        }
+        Ok(Self {
+            candidates,
+            once,
+            per_candidate,
+            single_row,
+        })
+    }
+
+    /// Bootstraps of the whole request: `once + candidates x per_candidate`.
+    pub fn total(&self) -> usize {
+        self.once + self.candidates * self.per_candidate
+    }
+}
+
+impl fmt::Display for RankPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let k = self.candidates;
+        write!(
+            f,
+            "ranked request, {k} candidates: {} bootstraps once + {} per candidate x {k} = {} \
+             ({:.1} per candidate; {} single-row requests with every feature encrypted: {})",
+            self.once,
+            self.per_candidate,
+            self.total(),
+            self.total() as f64 / k as f64,
+            k,
+            k * self.single_row
+        )
+    }
+}
