@@ -23,7 +23,7 @@ pub(crate) struct PlanArgs {
     pub json: bool,
     /// Also count the bootstraps of a ranked request with this many candidates (the private
     /// part once, the public part per candidate; see docs/rank.md).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub candidates: Option<usize>,
     /// Feature roles to plan with instead of the model's: a JSON file
     /// (`{"dense": [...], "tables": [...]}`) or `criteo-13-13`.

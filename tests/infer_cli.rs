@@ -45,6 +45,55 @@ fn plan_prints_bootstraps_and_rejects_a_broken_model() {
 }
 
 #[test]
+fn plan_counts_a_ranked_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.json");
+    infer::testing::tiny_model().save(&path).unwrap();
+    let roles = dir.path().join("roles.json");
+    std::fs::write(&roles, r#"{"tables": ["private", "public"]}"#).unwrap();
+    let plan = |roles: &Path, candidates: &str| {
+        dlrm_he()
+            .args([
+                "plan".as_ref(),
+                path.as_os_str(),
+                "--roles".as_ref(),
+                roles.as_os_str(),
+            ])
+            .args(["--candidates", candidates])
+            .output()
+            .unwrap()
+    };
+    let output = plan(&roles, "10");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    // Bottom 3 + 2 once, the top layer's 3 activations per candidate.
+    assert!(
+        stdout.contains(
+            "ranked request, 10 candidates: 5 bootstraps once + 3 per candidate x 10 = 35"
+        ),
+        "{stdout}"
+    );
+    for (roles_json, candidates, expected) in [
+        (r#"{"tables": ["public"]}"#, "2", "1 table roles for 2"),
+        (r#"{"tables": ["private", "public"]}"#, "0", "--candidates"),
+        (
+            r#"{"dense": ["public", "private"]}"#,
+            "2",
+            "dense feature 0 is public",
+        ),
+    ] {
+        std::fs::write(&roles, roles_json).unwrap();
+        let output = plan(&roles, candidates);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{roles_json} {candidates}");
+        assert!(
+            stderr.contains(expected) && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn a_reader_that_stops_early_ends_the_report_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.json");

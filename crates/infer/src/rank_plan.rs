@@ -99,13 +99,14 @@ impl fmt::Display for RankPlan {
         let k = self.candidates;
         write!(
             f,
-            "ranked request, {k} candidates: {} bootstraps once + {} per candidate x {k} = {} \
-             ({:.1} per candidate; {} single-row requests with every feature encrypted: {})",
+            "ranked request, {k} candidate{}: {} bootstraps once + {} per candidate x {k} = {} \
+             ({:.1} per candidate; {k} single-row request{} with every feature encrypted: {})",
+            if k == 1 { "" } else { "s" },
             self.once,
             self.per_candidate,
             self.total(),
             self.total() as f64 / k as f64,
-            k,
+            if k == 1 { "" } else { "s" },
             k * self.single_row
         )
     }
