@@ -12,6 +12,7 @@
 use crate::activation::ActivationTable;
 use crate::dot::DotLayout;
 use crate::integer_model::value_limit;
+use crate::reference::SharedNoise;
 use crate::rng::SplitMix64;
 use crate::weights::{check_row, dot_pairs};
 use crate::{DlrmError, Execution, Interaction, LayerTrace, QuantizedModel, Result, Role};
@@ -38,19 +39,6 @@ pub struct CandidateTrace {
     /// The logit numerator, with the simulated noise when simulating.
     pub logit_numerator: f64,
 }
-
-/// The noise a read of one ciphertext carries from the part computed once: a standard normal
-/// drawn once per request, times the L2 norm of the once-computed bootstrap outputs it sums.
-#[derive(Clone, Copy)]
-struct Shared {
-    normal: f64,
-    norm: f64,
-}
-
-const NONE_SHARED: Shared = Shared {
-    normal: 0.0,
-    norm: 0.0,
-};
 
 impl QuantizedModel {
     /// The exact logit numerators of a ranked request: `dense` (from
@@ -146,7 +134,7 @@ impl QuantizedModel {
                     } else {
                         let reads = if v == 0 { 1.0 } else { 0.0 };
                         (vectors[v].iter())
-                            .map(|&u| self.read(square, u, NONE_SHARED, reads, once.as_mut()))
+                            .map(|&u| self.read(square, u, SharedNoise::NONE, reads, once.as_mut()))
                             .sum()
                     });
                 }
@@ -156,7 +144,7 @@ impl QuantizedModel {
                         let sums: i64 = (0..d)
                             .map(|k| {
                                 let u = vectors[i][k] + vectors[j][k];
-                                self.read(square, u, NONE_SHARED, reads, once.as_mut())
+                                self.read(square, u, SharedNoise::NONE, reads, once.as_mut())
                             })
                             .sum();
                         sums - norms[i].expect("private") - norms[j].expect("private")
@@ -191,8 +179,8 @@ impl QuantizedModel {
                 .collect(),
         };
         let private_accumulators = first.accumulate(&template);
-        let shared: Vec<Shared> = (0..first.rows)
-            .map(|r| Shared {
+        let shared: Vec<SharedNoise> = (0..first.rows)
+            .map(|r| SharedNoise {
                 normal: once.as_mut().map_or(0.0, |rng| rng.normal()),
                 norm: first.noise_norm(r, &shared_noises),
             })
@@ -233,11 +221,11 @@ impl QuantizedModel {
                                 let u = vectors[i][q] + vectors[j][q];
                                 if private(i) || private(j) {
                                     let shared = match j {
-                                        0 => Shared {
+                                        0 => SharedNoise {
                                             normal: bottom_normals[q],
                                             norm: 1.0,
                                         },
-                                        _ => NONE_SHARED,
+                                        _ => SharedNoise::NONE,
                                     };
                                     self.read(square, u, shared, 0.0, rng.as_mut())
                                 } else {
@@ -285,7 +273,7 @@ impl QuantizedModel {
         &self,
         top_input: Vec<i64>,
         accumulators: Vec<i64>,
-        shared: &[Shared],
+        shared: &[SharedNoise],
         own_noises: &[f64],
         mut rng: Option<&mut SplitMix64>,
     ) -> CandidateTrace {
@@ -294,7 +282,7 @@ impl QuantizedModel {
         let mut layers = Vec::with_capacity(self.top.len());
         if self.top.len() == 1 {
             let (activations, logit_numerator) =
-                self.ranked_output(accumulators[0], shared[0], own_norm(0), rng);
+                self.output(accumulators[0], shared[0], own_norm(0), rng);
             layers.push(LayerTrace {
                 accumulators,
                 activations,
@@ -323,8 +311,12 @@ impl QuantizedModel {
             x = self.hidden_layer(self.bottom.len() + k, &x, rng.as_deref_mut(), &mut layers);
         }
         let accumulators = self.top[hidden].accumulate(&x);
-        let (activations, logit_numerator) =
-            self.ranked_output(accumulators[0], NONE_SHARED, self.output_noise_norm(), rng);
+        let (activations, logit_numerator) = self.output(
+            accumulators[0],
+            SharedNoise::NONE,
+            self.output_noise_norm(),
+            rng,
+        );
         layers.push(LayerTrace {
             accumulators,
             activations,
@@ -336,58 +328,19 @@ impl QuantizedModel {
         }
     }
 
-    /// What a bootstrap of `table` returns for `acc`, whose noise is the `shared` part drawn
-    /// once plus a fresh part for the bootstrap outputs of weight norm `own` it sums (and the
-    /// keyswitch and modulus switch).
+    /// What a bootstrap of `table` returns for `acc` (see
+    /// [`QuantizedModel::noisy_activation`]), exactly when not simulating.
     fn read(
         &self,
         table: &ActivationTable,
         acc: i64,
-        shared: Shared,
+        shared: SharedNoise,
         own: f64,
         rng: Option<&mut SplitMix64>,
     ) -> i64 {
-        let Some(rng) = rng else {
-            return table.apply(acc);
-        };
-        let units =
-            (1u64 << (table.box_shift + table.lut_bits)) as f64 / self.noise.polynomial_size as f64;
-        let noise = shared.normal * shared.norm * self.noise.bootstrap_output_sd
-            + rng.normal() * self.noise.bootstrap_input_sd(own);
-        i64::from(table.entries[table.noisy_box_index(acc as f64 + noise * units)])
-    }
-
-    /// The output layer's sanitised value (empty without a sanitiser) and logit numerator, as
-    /// `QuantizedModel::trace` has them, with the noise split into a shared and an own part.
-    fn ranked_output(
-        &self,
-        acc: i64,
-        shared: Shared,
-        own: f64,
-        rng: Option<&mut SplitMix64>,
-    ) -> (Vec<i64>, f64) {
-        let bits = self.output_acc_bits;
-        match (&self.output_sanitiser, rng) {
-            (None, None) => (Vec::new(), acc as f64),
-            (None, Some(rng)) => {
-                let noise = shared.normal * self.noise.accumulator_sd(shared.norm, bits)
-                    + rng.normal() * self.noise.accumulator_sd(own, bits);
-                (Vec::new(), acc as f64 + noise)
-            }
-            (Some(sanitiser), None) => {
-                let centre = sanitiser.apply(acc);
-                (vec![centre], centre as f64)
-            }
-            (Some(sanitiser), Some(rng)) => {
-                let units = (1u64 << (sanitiser.box_shift + sanitiser.lut_bits)) as f64
-                    / self.noise.polynomial_size as f64;
-                let noise = shared.normal * shared.norm * self.noise.bootstrap_output_sd
-                    + rng.normal() * self.noise.bootstrap_input_sd(own);
-                let centre =
-                    sanitiser.centre(sanitiser.noisy_box_index(acc as f64 + noise * units));
-                let fresh = self.noise.accumulator_sd(1.0, bits);
-                (vec![centre], centre as f64 + rng.normal() * fresh)
-            }
+        match rng {
+            None => table.apply(acc),
+            Some(rng) => self.noisy_activation(table, acc, shared, own, rng),
         }
     }
 

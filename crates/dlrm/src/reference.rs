@@ -51,6 +51,28 @@ pub enum Execution {
     },
 }
 
+/// Noise drawn once and shared by every candidate of a ranked request: a standard normal times
+/// the weight norm of the once-computed bootstrap outputs a read sums ([`SharedNoise::NONE`]
+/// for a single row, whose noise is all drawn per read).
+#[derive(Clone, Copy)]
+pub(crate) struct SharedNoise {
+    pub(crate) normal: f64,
+    pub(crate) norm: f64,
+}
+
+impl SharedNoise {
+    /// No shared noise.
+    pub(crate) const NONE: SharedNoise = SharedNoise {
+        normal: 0.0,
+        norm: 0.0,
+    };
+
+    /// The shared part of a bootstrap read, in `1/(2N)` units.
+    fn read_noise(self, model: &QuantizedModel) -> f64 {
+        self.normal * self.norm * model.noise.bootstrap_output_sd
+    }
+}
+
 impl QuantizedModel {
     /// The exact logit numerator of one row (integer inputs from [`QuantizedModel::quantize_input`]).
     pub fn forward(&self, dense: &[i64], ids: &[u32]) -> Result<i64> {
@@ -102,7 +124,10 @@ impl QuantizedModel {
                 let (inputs, squares, features) =
                     dot.interact(&layout, &x, |u, reads| match noise.as_mut() {
                         None => dot.square.apply(u),
-                        Some(rng) => self.noisy_activation(&dot.square, u, reads.sqrt(), rng),
+                        Some(rng) => {
+                            let own = reads.sqrt();
+                            self.noisy_activation(&dot.square, u, SharedNoise::NONE, own, rng)
+                        }
                     });
                 x.truncate(self.config.bottom_output());
                 x.extend(features);
@@ -118,7 +143,12 @@ impl QuantizedModel {
             x = self.hidden_layer(self.bottom.len() + k, &x, noise.as_mut(), &mut layers);
         }
         let accumulators = output.accumulate(&x);
-        let (activations, logit_numerator) = self.output(accumulators[0], noise.as_mut());
+        let (activations, logit_numerator) = self.output(
+            accumulators[0],
+            SharedNoise::NONE,
+            self.output_noise_norm(),
+            noise.as_mut(),
+        );
         layers.push(LayerTrace {
             accumulators,
             activations,
@@ -134,22 +164,34 @@ impl QuantizedModel {
     /// The output layer's sanitised value (empty without a sanitiser) and the logit numerator
     /// for its accumulator `acc`: without a sanitiser `acc` plus the noise the output row
     /// carries; with one, the centre of the box a bootstrap reads (with the read noise) plus
-    /// the bootstrap's fresh output noise.
-    fn output(&self, acc: i64, noise: Option<&mut SplitMix64>) -> (Vec<i64>, f64) {
+    /// the bootstrap's fresh output noise. The noise is `shared` (drawn once for every
+    /// candidate of a ranked request; none for one row) plus a fresh part for the bootstrap
+    /// outputs of weight norm `own` the row sums.
+    pub(crate) fn output(
+        &self,
+        acc: i64,
+        shared: SharedNoise,
+        own: f64,
+        noise: Option<&mut SplitMix64>,
+    ) -> (Vec<i64>, f64) {
+        let bits = self.output_acc_bits;
         match (&self.output_sanitiser, noise) {
             (None, None) => (Vec::new(), acc as f64),
-            (None, Some(rng)) => (
-                Vec::new(),
-                acc as f64 + rng.normal() * self.weighted_output_sd(),
-            ),
+            (None, Some(rng)) => {
+                let shared = shared.normal * self.noise.accumulator_sd(shared.norm, bits);
+                let own = self.noise.accumulator_sd(own, bits);
+                (Vec::new(), acc as f64 + shared + rng.normal() * own)
+            }
             (Some(sanitiser), None) => {
                 let centre = sanitiser.apply(acc);
                 (vec![centre], centre as f64)
             }
             (Some(sanitiser), Some(rng)) => {
-                let phase = acc as f64 + rng.normal() * self.sanitiser_read_sd();
+                let units = self.noise_units(sanitiser.box_shift, sanitiser.lut_bits);
+                let sd = self.noise.bootstrap_input_sd(own) * units;
+                let phase = acc as f64 + shared.read_noise(self) * units + rng.normal() * sd;
                 let centre = sanitiser.centre(sanitiser.noisy_box_index(phase));
-                let fresh = self.noise.accumulator_sd(1.0, self.output_acc_bits);
+                let fresh = self.noise.accumulator_sd(1.0, bits);
                 (vec![centre], centre as f64 + rng.normal() * fresh)
             }
         }
@@ -188,9 +230,8 @@ impl QuantizedModel {
     /// a sanitiser.
     pub fn sanitiser_read_sd(&self) -> f64 {
         self.output_sanitiser.as_ref().map_or(0.0, |s| {
-            let units =
-                (1u64 << (s.box_shift + s.lut_bits)) as f64 / self.noise.polynomial_size as f64;
-            self.noise.bootstrap_input_sd(self.output_noise_norm()) * units
+            self.noise.bootstrap_input_sd(self.output_noise_norm())
+                * self.noise_units(s.box_shift, s.lut_bits)
         })
     }
 
@@ -221,7 +262,8 @@ impl QuantizedModel {
                     .iter()
                     .enumerate()
                     .map(|(r, &a)| {
-                        self.noisy_activation(table, a, layer.noise_norm(r, &noises), rng)
+                        let norm = layer.noise_norm(r, &noises);
+                        self.noisy_activation(table, a, SharedNoise::NONE, norm, rng)
                     })
                     .collect()
             }
@@ -233,22 +275,28 @@ impl QuantizedModel {
         activations
     }
 
-    /// What a bootstrap of `table` returns for accumulator `acc` whose inputs' noise is
-    /// multiplied by `norm`, with the noise drawn from `rng`.
-    fn noisy_activation(
+    /// What a bootstrap of `table` returns for accumulator `acc`, whose noise is `shared`
+    /// (drawn once for every candidate of a ranked request; none for one row) plus a fresh part
+    /// for the bootstrap outputs of weight norm `own` it sums (and the keyswitch and modulus
+    /// switch), drawn from `rng`.
+    pub(crate) fn noisy_activation(
         &self,
         table: &ActivationTable,
         acc: i64,
-        norm: f64,
+        shared: SharedNoise,
+        own: f64,
         rng: &mut SplitMix64,
     ) -> i64 {
-        // One unit of 1/(2N) in accumulator units: a box is 2^box_shift accumulator units and
-        // N / 2^lut_bits noise units wide.
-        let units =
-            (1u64 << (table.box_shift + table.lut_bits)) as f64 / self.noise.polynomial_size as f64;
-        let sd = self.noise.bootstrap_input_sd(norm) * units;
-        let phase = acc as f64 + rng.normal() * sd;
+        let units = self.noise_units(table.box_shift, table.lut_bits);
+        let sd = self.noise.bootstrap_input_sd(own) * units;
+        let phase = acc as f64 + shared.read_noise(self) * units + rng.normal() * sd;
         i64::from(table.entries[table.noisy_box_index(phase)])
+    }
+
+    /// One unit of `1/(2N)` in accumulator units, for a table of `2^lut_bits` boxes of
+    /// `2^box_shift` accumulator units: a box is `N / 2^lut_bits` noise units wide.
+    fn noise_units(&self, box_shift: u32, lut_bits: u32) -> f64 {
+        (1u64 << (box_shift + lut_bits)) as f64 / self.noise.polynomial_size as f64
     }
 
     /// Logits of every row of a dataset split, in parallel.
