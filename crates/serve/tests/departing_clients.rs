@@ -49,34 +49,18 @@ fn request(i: usize) -> Vec<u8> {
 
 /// Runs row `i` through the service and checks the decrypted numerator against the integer
 /// reference (the tiny model's bootstraps are exact).
-fn check_inference(addr: SocketAddr, key_id: &str, i: usize, request: &[u8]) {
-    let (status, body) = call_binary(addr, "/v1/models/tiny/infer", key_id, request);
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+fn check_inference(service: &RunningService, key_id: &str, i: usize, request: &[u8]) {
+    let answer = client::ServiceClient::new(&service.url(), Duration::from_secs(120))
+        .unwrap()
+        .infer("tiny", key_id, request)
+        .unwrap();
     let model = infer::testing::tiny_model();
     let interface = infer::ModelInterface::for_model(&model, ParameterSetId::default()).unwrap();
-    let response = infer::Response::from_bytes(&body, &interface).unwrap();
+    let response = infer::Response::from_bytes(&answer.bytes, &interface).unwrap();
     let numerator = infer::decrypt_response(&keys().client, &interface, &response).unwrap();
     let (dense, ids) = row(i);
     let reference = model.forward(&model.quantize_input(&dense), &ids).unwrap();
     assert_eq!(numerator, reference, "row {i}");
-}
-
-/// A call whose answer is binary: status and body bytes.
-fn call_binary(addr: SocketAddr, path: &str, key_id: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut stream = stalled_call(addr, path, key_id, body.len(), body);
-    let mut answer = Vec::new();
-    std::io::Read::read_to_end(&mut stream, &mut answer).unwrap();
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete answer");
-    let head = String::from_utf8_lossy(&answer[..split]);
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, answer[split + 4..].to_vec())
 }
 
 /// The value of an unlabelled series of `/metrics`.
@@ -125,7 +109,7 @@ fn slow_bodies_beyond_the_queue_do_not_stop_a_well_behaved_client() {
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     // The slow clients hold no queue place while their bodies are within their grace.
-    check_inference(addr, &key_id, 3, &good);
+    check_inference(&service, &key_id, 3, &good);
     // Each slow client is cut off once its grace is over, for its rate.
     for stream in &mut slow {
         let (status, body) = read_answer(stream);
@@ -173,7 +157,7 @@ fn the_work_of_a_client_that_leaves_stops_and_the_service_goes_on() {
         "dlrmhe_inference_running"
     ) == 0.0));
     assert_eq!(metric(addr, "dlrmhe_inference_abandoned_total"), 1.0);
-    check_inference(addr, &key_id, 1, &one);
+    check_inference(&service, &key_id, 1, &one);
     assert_eq!(service.metrics().abandoned_calls(), 1);
     service.shutdown().unwrap();
 }
