@@ -23,6 +23,7 @@
 
 mod admission;
 mod auth;
+mod bounded_read;
 mod config;
 mod error;
 mod hex;

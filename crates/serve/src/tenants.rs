@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::bounded_read::read_at_most;
 use crate::error::{Result, ServeError};
 use crate::hex;
 
@@ -97,16 +98,14 @@ impl Tenants {
             path: path.to_path_buf(),
             reason,
         };
-        let size = std::fs::metadata(path)
+        let bytes = read_at_most(path, MAX_TENANTS_FILE_BYTES)
             .map_err(|e| ServeError::io(path, e))?
-            .len();
-        if size > MAX_TENANTS_FILE_BYTES {
-            return Err(bad(format!(
-                "{size} bytes, more than the {MAX_TENANTS_FILE_BYTES} a tenants file may have"
-            )));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| ServeError::io(path, e))?;
-        let file: TenantsFile = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "more than the {MAX_TENANTS_FILE_BYTES} bytes a tenants file may have"
+                ))
+            })?;
+        let file: TenantsFile = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
         if file.format != FORMAT || file.version != VERSION {
             return Err(bad(format!(
                 "format {} version {}, expected {FORMAT} version {VERSION}",

@@ -2,13 +2,14 @@
 //! key read from PEM, checked against each other, as a rustls server configuration (ring provider,
 //! TLS 1.2 and 1.3, HTTP/1.1 by ALPN). The handshake itself runs per connection in `service.rs`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::ServerConfig;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::bounded_read::read_at_most;
 
 /// Largest certificate or key file read, so a mistaken path cannot make the service read
 /// gigabytes.
@@ -114,22 +115,14 @@ impl TlsConfig {
 }
 
 fn read_pem_file(file: &Path) -> Result<Vec<u8>, TlsError> {
-    let read = |source| TlsError::Read {
-        file: file.to_path_buf(),
-        source,
-    };
-    let mut bytes = Vec::new();
-    std::fs::File::open(file)
-        .map_err(read)?
-        .take(MAX_PEM_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read)?;
-    if bytes.len() as u64 > MAX_PEM_BYTES {
-        return Err(TlsError::TooLarge {
+    read_at_most(file, MAX_PEM_BYTES)
+        .map_err(|source| TlsError::Read {
             file: file.to_path_buf(),
-        });
-    }
-    Ok(bytes)
+            source,
+        })?
+        .ok_or_else(|| TlsError::TooLarge {
+            file: file.to_path_buf(),
+        })
 }
 
 fn bad_pem(file: &Path, error: pem::Error) -> TlsError {
