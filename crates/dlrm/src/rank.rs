@@ -104,7 +104,7 @@ impl QuantizedModel {
         }
         let d = c.embedding_dim;
         let tables = c.tables.len();
-        let private = |v: usize| v == 0 || c.roles.table_role(v - 1) == Role::Private;
+        let private = |v: usize| c.roles.vector_is_private(v);
         let mut vectors: Vec<Vec<i64>> = vec![x];
         let mut private_ids = private_ids.iter();
         for (t, (table, spec)) in self.tables.iter().zip(&c.tables).enumerate() {
@@ -361,7 +361,7 @@ impl QuantizedModel {
             Interaction::Dot => {
                 let layout = DotLayout::of(c);
                 let d = c.embedding_dim as f64;
-                let private = |v: usize| v == 0 || c.roles.table_role(v - 1) == Role::Private;
+                let private = |v: usize| c.roles.vector_is_private(v);
                 let squared = |v: usize| if layout.table_norms()[v] { 0.0 } else { d };
                 for (i, j) in dot_pairs(c.tables.len() + 1) {
                     let (s, o) = match (private(i), private(j)) {

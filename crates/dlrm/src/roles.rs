@@ -93,6 +93,19 @@ impl FeatureRoles {
         role_at(&self.tables, t)
     }
 
+    /// Whether interaction vector `v` is private: the bottom output (vector 0, computed from the
+    /// dense features, which are always private) or a private table's embedding (vector
+    /// `t + 1` for table `t`).
+    ///
+    /// ```
+    /// let roles = dlrm::FeatureRoles { dense: vec![], tables: vec![dlrm::Role::Public] };
+    /// assert!(roles.vector_is_private(0));
+    /// assert!(!roles.vector_is_private(1));
+    /// ```
+    pub fn vector_is_private(&self, v: usize) -> bool {
+        v == 0 || self.table_role(v - 1) == Role::Private
+    }
+
     /// The private tables of a model with `tables` tables, in table order.
     pub fn private_tables(&self, tables: usize) -> Vec<usize> {
         (0..tables)

@@ -149,7 +149,7 @@ fn simulated_noise_of_the_private_part_is_shared_by_all_candidates() {
         // embeddings (concat) or the pairs of two private vectors (dot).
         let c = &model.config;
         let (b, d) = (c.bottom_output(), c.embedding_dim);
-        let is_private = |v: usize| v == 0 || c.roles.table_role(v - 1) == Role::Private;
+        let is_private = |v: usize| c.roles.vector_is_private(v);
         let mut once: Vec<usize> = (0..b).collect();
         match interaction {
             Interaction::Concat => once.extend(

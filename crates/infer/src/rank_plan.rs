@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use dlrm::{DotLayout, Interaction, ModelConfig, QuantizedModel, Role};
+use dlrm::{DotLayout, Interaction, ModelConfig, QuantizedModel};
 use serde::Serialize;
 
 use crate::error::{InferError, Result};
@@ -64,7 +64,7 @@ impl RankPlan {
         if config.interaction == Interaction::Dot {
             let layout = DotLayout::of(config);
             let d = config.embedding_dim;
-            let private = |v: usize| v == 0 || config.roles.table_role(v - 1) == Role::Private;
+            let private = |v: usize| config.roles.vector_is_private(v);
             let squared = |v: usize| !layout.table_norms()[v];
             let vectors = config.tables.len() + 1;
             // The bottom output's copies, then the entries of the vectors squared one by one.
