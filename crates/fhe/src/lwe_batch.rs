@@ -93,6 +93,61 @@ impl LweBatch {
         Ok(())
     }
 
+    /// Joins `batches` in order into one (for example one layer's ciphertexts of several
+    /// requests, bootstrapped in one parallel batch).
+    ///
+    /// ```
+    /// use fhe::{ClientKey, Encoding, KeySeed, LweBatch, ParameterSetId, ScaleLog};
+    /// let key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// let encoding = Encoding::new(ScaleLog(40)).unwrap();
+    /// let a = key.encrypt_lwe_batch(&[1, 2], encoding).unwrap();
+    /// let b = key.encrypt_lwe_batch(&[3], encoding).unwrap();
+    /// let joined = LweBatch::concat(&[a, b]).unwrap();
+    /// assert_eq!(key.decrypt_lwe_batch(&joined, encoding).unwrap(), vec![1, 2, 3]);
+    /// assert!(LweBatch::concat(&[]).is_err());
+    /// ```
+    pub fn concat(batches: &[LweBatch]) -> Result<LweBatch> {
+        let first = batches.first().ok_or(FheError::LengthMismatch {
+            what: "LWE batches joined",
+            expected: 1,
+            found: 0,
+        })?;
+        let mut words = Vec::with_capacity(batches.iter().map(|b| b.words().len()).sum());
+        for batch in batches {
+            check_parameter_set(first.parameter_set, batch.parameter_set)?;
+            words.extend_from_slice(batch.words());
+        }
+        Ok(LweBatch::from_words(first.parameter_set, words))
+    }
+
+    /// Splits the batch into consecutive batches of `size` ciphertexts (the inverse of
+    /// [`LweBatch::concat`] for equal parts); `size` must divide the length.
+    ///
+    /// ```
+    /// use fhe::{ClientKey, Encoding, KeySeed, ParameterSetId, ScaleLog};
+    /// let key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// let encoding = Encoding::new(ScaleLog(40)).unwrap();
+    /// let batch = key.encrypt_lwe_batch(&[1, 2, 3, 4], encoding).unwrap();
+    /// let parts = batch.split_equal(2).unwrap();
+    /// assert_eq!(key.decrypt_lwe_batch(&parts[1], encoding).unwrap(), vec![3, 4]);
+    /// assert!(batch.split_equal(3).is_err());
+    /// ```
+    pub fn split_equal(&self, size: usize) -> Result<Vec<LweBatch>> {
+        if size == 0 || !self.len().is_multiple_of(size) {
+            return Err(FheError::LengthMismatch {
+                what: "LWE batch split in equal parts",
+                expected: size.max(1) * self.len().div_ceil(size.max(1)),
+                found: self.len(),
+            });
+        }
+        let lwe_words = self.list.lwe_size().0;
+        Ok(self
+            .words()
+            .chunks_exact(size * lwe_words)
+            .map(|part| LweBatch::from_words(self.parameter_set, part.to_vec()))
+            .collect())
+    }
+
     /// Adds the plaintext `values[i]` (encoded with `encoding`, reduced into its range) to
     /// ciphertext `i`: a bias, for example, after a product that has none.
     ///

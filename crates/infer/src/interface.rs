@@ -224,7 +224,27 @@ impl ModelInterface {
 
     /// The packing of the categorical ids (one lookup per table, table order).
     pub fn lookup_plan(&self) -> Result<Option<LookupPlan>> {
-        if self.tables.is_empty() {
+        self.plan_for(self.tables.clone())
+    }
+
+    /// The packing of a ranked request's encrypted ids: one lookup per private table, in table
+    /// order; `None` when no table is private.
+    ///
+    /// ```
+    /// use dlrm::{FeatureRoles, Role};
+    /// let roles = FeatureRoles { dense: vec![], tables: vec![Role::Public, Role::Private] };
+    /// let model = infer::testing::tiny_model().with_roles(roles).unwrap();
+    /// let interface = infer::ModelInterface::for_model(&model, fhe::ParameterSetId::default()).unwrap();
+    /// let plan = interface.private_lookup_plan().unwrap().unwrap();
+    /// assert_eq!(plan.output_count(), interface.tables[1].dim);
+    /// ```
+    pub fn private_lookup_plan(&self) -> Result<Option<LookupPlan>> {
+        let private = self.roles.private_tables(self.tables.len());
+        self.plan_for(private.iter().map(|&t| self.tables[t]).collect())
+    }
+
+    fn plan_for(&self, shapes: Vec<TableShape>) -> Result<Option<LookupPlan>> {
+        if shapes.is_empty() {
             return Ok(None);
         }
         let options = PackingOptions {
@@ -233,10 +253,13 @@ impl ModelInterface {
         };
         let params = self.parameter_set.parameters();
         Ok(Some(LookupPlan::one_lookup_per_table(
-            &params,
-            self.tables.clone(),
-            options,
+            &params, shapes, options,
         )?))
+    }
+
+    /// Whether the model takes ranked requests: some table is public.
+    pub fn ranks(&self) -> bool {
+        !self.roles.public_tables(self.tables.len()).is_empty()
     }
 
     /// Encoding of the dense inputs.
@@ -252,6 +275,14 @@ impl ModelInterface {
     /// GLWE ciphertexts of a request: dense inputs, then the lookup query.
     pub fn request_glwe_counts(&self) -> Result<(usize, usize)> {
         let query = self.lookup_plan()?.map_or(0, |p| p.query_glwe_count());
+        Ok((self.dense_layout()?.input_glwe_count(), query))
+    }
+
+    /// GLWE ciphertexts of a ranked request: dense inputs, then the private tables' query.
+    pub fn rank_request_glwe_counts(&self) -> Result<(usize, usize)> {
+        let query = self
+            .private_lookup_plan()?
+            .map_or(0, |p| p.query_glwe_count());
         Ok((self.dense_layout()?.input_glwe_count(), query))
     }
 }

@@ -13,6 +13,10 @@
 //! - [`FhePlan`]: the compiled plan, with bootstrap counts and cost estimate; [`RankPlan`]: the
 //!   bootstrap counts of a ranked request (private part once, public part per candidate).
 //! - [`encrypt_request`] / [`decrypt_response`]: the client's two steps.
+//! - Ranked requests (a model with public tables): [`encrypt_rank_request`] carries the user's
+//!   private inputs once and K candidates' public ids ([`RankRequest`]);
+//!   [`ServerModel::rank`] runs the private part once and the rest per candidate;
+//!   [`decrypt_rank_response`] reads the K numerators of the [`RankResponse`].
 //!
 //! `testing` (behind the feature of the same name) holds tiny hand-made quantized models for
 //! examples and tests.
@@ -24,6 +28,7 @@ mod executor;
 mod interface;
 mod plan;
 mod rank_plan;
+mod rank_wire;
 mod scales;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -31,7 +36,9 @@ mod timings;
 mod trace;
 mod wire;
 
-pub use client_side::{decrypt_response, encrypt_request};
+pub use client_side::{
+    decrypt_rank_response, decrypt_response, encrypt_rank_request, encrypt_request,
+};
 pub use error::{BatchError, InferError, Result};
 pub use executor::ServerModel;
 pub use interface::{INTERFACE_FORMAT_VERSION, ModelInterface, model_id};
@@ -39,6 +46,7 @@ pub use plan::{
     ActivationPlan, CostModel, FhePlan, InteractionPlan, Kernel, LayerPlan, LookupSummary,
 };
 pub use rank_plan::RankPlan;
+pub use rank_wire::{RankRequest, RankResponse};
 pub use timings::StageTimings;
 pub use trace::{DecryptedLayer, DecryptedTrace, ExecutionTrace};
 pub use wire::{Request, Response, WIRE_FORMAT_VERSION, decode_batch, encode_batch};

@@ -10,7 +10,7 @@ use crate::error::{InferError, Result, malformed};
 use crate::interface::ModelInterface;
 
 const MAGIC: &[u8; 8] = b"DLRMHE\x00\x01";
-const MAX_HEADER_BYTES: usize = 4096;
+pub(crate) const MAX_HEADER_BYTES: usize = 4096;
 /// Version of the request and response formats.
 pub const WIRE_FORMAT_VERSION: u32 = 1;
 
@@ -47,7 +47,7 @@ pub struct Response {
     pub logit: LweBatch,
 }
 
-fn encode(
+pub(crate) fn encode(
     kind: &str,
     parameter_set: ParameterSetId,
     model_id: &str,
@@ -75,7 +75,7 @@ fn encode(
 
 /// Splits `bytes` into its sections after checking magic, header, kind, version, parameter set
 /// and model against `interface`.
-fn decode<'a>(
+pub(crate) fn decode<'a>(
     bytes: &'a [u8],
     what: &'static str,
     kind: &str,
@@ -201,7 +201,7 @@ impl Request {
 }
 
 /// A section of exactly `count` seeded GLWE ciphertexts.
-fn read_glwes(
+pub(crate) fn read_glwes(
     bytes: &[u8],
     set: ParameterSetId,
     count: usize,

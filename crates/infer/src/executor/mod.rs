@@ -6,10 +6,12 @@ use std::time::Instant;
 use dlrm::{IntLayer, QuantizedModel};
 use embed::{EmbeddingTable, OutputOrder, PackedTables};
 use fhe::{
-    CoefficientSlot, Encoding, LookupTable, LutBits, LweDenseLayer, PackedMatrix, ParameterSetId,
-    ServerKey,
+    CoefficientSlot, Encoding, LookupTable, LutBits, LweBatch, LweDenseLayer, PackedMatrix,
+    ParameterSetId, SeededGlweBatch, ServerKey,
 };
 use rayon::prelude::*;
+
+mod rank;
 
 use crate::dot_stage::DotStage;
 use crate::error::{BatchError, InferError, Result, malformed};
@@ -19,6 +21,7 @@ use crate::scales::{encoding, shifted_bias};
 use crate::timings::StageTimings;
 use crate::trace::{ExecutionTrace, record};
 use crate::wire::{Request, Response};
+use rank::RankedPart;
 
 /// A dense layer on LWE ciphertexts and the bootstrap that follows it (none for the output,
 /// unless the model sanitises its output).
@@ -58,6 +61,8 @@ pub struct ServerModel {
     stages: Vec<Stage>,
     tables: Option<PackedTables>,
     dot: Option<DotStage>,
+    /// What a ranked request needs beyond a single row's stages (models with a public table).
+    ranked: Option<RankedPart>,
 }
 
 impl ServerModel {
@@ -152,6 +157,7 @@ impl ServerModel {
             }
         };
         let dot = DotStage::new(model, &plan, &params)?;
+        let ranked = RankedPart::new(model, &plan)?;
         Ok(ServerModel {
             plan,
             first,
@@ -162,6 +168,7 @@ impl ServerModel {
             stages,
             tables,
             dot,
+            ranked,
         })
     }
 
@@ -275,52 +282,10 @@ impl ServerModel {
         mut trace: Option<&mut ExecutionTrace>,
         abandoned: &(dyn Fn() -> bool + Sync),
     ) -> Result<Response> {
-        let stage_may_start = |stage: &'static str| match abandoned() {
-            true => Err(InferError::Abandoned { stage }),
-            false => Ok(()),
-        };
-        let interface = self.interface();
-        if request.model_id != interface.model_id {
-            return Err(InferError::ModelMismatch {
-                what: "request",
-                expected: interface.model_id.clone(),
-                found: request.model_id.clone(),
-            });
-        }
-        for found in [request.parameter_set, key.parameters().id()] {
-            if found != interface.parameter_set {
-                return Err(fhe::FheError::ParameterSetMismatch {
-                    expected: interface.parameter_set,
-                    found,
-                }
-                .into());
-            }
-        }
-
-        let started = Instant::now();
-        let dense = request.dense.decompress().to_ntt()?;
-        timings.decode = started.elapsed();
-
-        stage_may_start("bottom")?;
-        let started = Instant::now();
-        let mut accumulators = self.first.apply(&dense)?.extract(&self.first_slots)?;
-        accumulators.add_plaintexts(&self.first_bias, self.first_bias_encoding)?;
-        let mut x = key.keyswitch_bootstrap(&accumulators, &self.first_table)?;
-        record(&mut trace, &accumulators, Some(&x));
-        let bottom_stages = self.plan.bottom_layers - 1;
-        for stage in &self.stages[..bottom_stages] {
-            stage_may_start("bottom")?;
-            accumulators = stage.dense.apply(&x)?;
-            let table = stage.table.as_ref().expect("bottom layers have tables");
-            x = key.keyswitch_bootstrap(&accumulators, table)?;
-            record(&mut trace, &accumulators, Some(&x));
-        }
-        // A dot model's squares read the bottom output at their own scale.
-        let mut vectors = match &self.dot {
-            Some(dot) => Some(key.keyswitch_bootstrap(&accumulators, &dot.bottom_copy)?),
-            None => None,
-        };
-        timings.bottom = started.elapsed();
+        let stage_may_start = |stage: &'static str| may_start(abandoned, stage);
+        self.check_request(key, &request.model_id, request.parameter_set)?;
+        let (mut x, mut vectors) =
+            self.bottom(key, &request.dense, timings, &mut trace, abandoned)?;
 
         stage_may_start("lookup")?;
         let started = Instant::now();
@@ -352,7 +317,7 @@ impl ServerModel {
         }
 
         let started = Instant::now();
-        for stage in &self.stages[bottom_stages..] {
+        for stage in self.top_stages() {
             stage_may_start("top")?;
             let accumulators = stage.dense.apply(&x)?;
             match &stage.table {
@@ -368,10 +333,86 @@ impl ServerModel {
         }
         timings.top = started.elapsed();
         Ok(Response {
-            model_id: interface.model_id.clone(),
-            parameter_set: interface.parameter_set,
+            model_id: self.interface().model_id.clone(),
+            parameter_set: self.interface().parameter_set,
             logit: x,
         })
+    }
+
+    /// Refuses a request for another model, or ciphertexts or a key of another parameter set.
+    fn check_request(
+        &self,
+        key: &ServerKey,
+        model_id: &str,
+        parameter_set: ParameterSetId,
+    ) -> Result<()> {
+        let interface = self.interface();
+        if model_id != interface.model_id {
+            return Err(InferError::ModelMismatch {
+                what: "request",
+                expected: interface.model_id.clone(),
+                found: model_id.to_owned(),
+            });
+        }
+        for found in [parameter_set, key.parameters().id()] {
+            if found != interface.parameter_set {
+                return Err(fhe::FheError::ParameterSetMismatch {
+                    expected: interface.parameter_set,
+                    found,
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The bottom MLP on the request's dense GLWEs: its output, and for a dot model the output's
+    /// second copy at the squares' scale.
+    fn bottom(
+        &self,
+        key: &ServerKey,
+        dense: &SeededGlweBatch,
+        timings: &mut StageTimings,
+        trace: &mut Option<&mut ExecutionTrace>,
+        abandoned: &(dyn Fn() -> bool + Sync),
+    ) -> Result<(LweBatch, Option<LweBatch>)> {
+        let started = Instant::now();
+        let dense = dense.decompress().to_ntt()?;
+        timings.decode = started.elapsed();
+
+        may_start(abandoned, "bottom")?;
+        let started = Instant::now();
+        let mut accumulators = self.first.apply(&dense)?.extract(&self.first_slots)?;
+        accumulators.add_plaintexts(&self.first_bias, self.first_bias_encoding)?;
+        let mut x = key.keyswitch_bootstrap(&accumulators, &self.first_table)?;
+        record(trace, &accumulators, Some(&x));
+        for stage in &self.stages[..self.plan.bottom_layers - 1] {
+            may_start(abandoned, "bottom")?;
+            accumulators = stage.dense.apply(&x)?;
+            let table = stage.table.as_ref().expect("bottom layers have tables");
+            x = key.keyswitch_bootstrap(&accumulators, table)?;
+            record(trace, &accumulators, Some(&x));
+        }
+        // A dot model's squares read the bottom output at their own scale.
+        let vectors = match &self.dot {
+            Some(dot) => Some(key.keyswitch_bootstrap(&accumulators, &dot.bottom_copy)?),
+            None => None,
+        };
+        timings.bottom = started.elapsed();
+        Ok((x, vectors))
+    }
+
+    /// The top MLP's stages, the first top layer first.
+    fn top_stages(&self) -> &[Stage] {
+        &self.stages[self.plan.bottom_layers - 1..]
+    }
+}
+
+/// `Abandoned` at `stage` once the caller has given up.
+fn may_start(abandoned: &(dyn Fn() -> bool + Sync), stage: &'static str) -> Result<()> {
+    match abandoned() {
+        true => Err(InferError::Abandoned { stage }),
+        false => Ok(()),
     }
 }
 

@@ -1,0 +1,239 @@
+//! Ranked requests on the tiny hand-made models, encrypted: every candidate's decrypted
+//! numerator equals the integer reference of the ranked request (`QuantizedModel::rank`, itself
+//! `forward` on each merged row), for every role pattern of the two tables, with and without the
+//! output sanitiser; the byte formats and the executor refuse what they must.
+
+use dlrm::{FeatureRoles, QuantizedModel, Role};
+use fhe::{ClientKey, KeySeed, ParameterSetId, ServerKey};
+use infer::{
+    InferError, RankRequest, RankResponse, ServerModel, decrypt_rank_response, encrypt_rank_request,
+};
+
+const MAX: usize = 64;
+
+fn keys() -> (ClientKey, ServerKey) {
+    let client = ClientKey::from_seed(ParameterSetId::default(), KeySeed(31));
+    let server = client.compressed_server_key(KeySeed(32)).decompress();
+    (client, server)
+}
+
+fn with_roles(model: QuantizedModel, tables: [Role; 2]) -> QuantizedModel {
+    let roles = FeatureRoles {
+        dense: vec![],
+        tables: tables.to_vec(),
+    };
+    model.with_roles(roles).unwrap()
+}
+
+/// Every id combination of the public tables (the tiny model's tables have 5 and 10 rows),
+/// then the first one again (a duplicated candidate).
+fn all_candidates(public: &[usize]) -> Vec<Vec<u32>> {
+    let rows = [5u32, 10];
+    let mut candidates: Vec<Vec<u32>> = vec![vec![]];
+    for &t in public {
+        candidates = (candidates.iter())
+            .flat_map(|prefix| {
+                (0..rows[t]).map(move |id| prefix.iter().copied().chain([id]).collect())
+            })
+            .collect();
+    }
+    candidates.push(candidates[0].clone());
+    candidates
+}
+
+/// The two users (dense features on a grid, private ids) whose candidates get the most
+/// distinct reference numerators: the tiny model's clamped activations score every candidate
+/// alike for most users (and never tell more than two groups apart), which would check
+/// nothing.
+fn varied_users(model: &QuantizedModel, candidates: &[Vec<u32>]) -> Vec<(Vec<f32>, Vec<u32>)> {
+    let c = &model.config;
+    let private = c.roles.private_tables(c.tables.len());
+    let grid: Vec<f32> = (-8..=8).map(|k| k as f32 * 0.5).collect();
+    let mut users: Vec<(usize, Vec<f32>, Vec<u32>)> = Vec::new();
+    for &a in &grid {
+        for &b in &grid {
+            for id in 0..5u32 {
+                let private_ids: Vec<u32> = private.iter().map(|&t| id * (t as u32 + 1)).collect();
+                let dense = vec![a, b];
+                let exact = model
+                    .rank(&model.quantize_input(&dense), &private_ids, candidates)
+                    .unwrap();
+                let mut distinct = exact.clone();
+                distinct.sort();
+                distinct.dedup();
+                users.push((distinct.len(), dense, private_ids));
+            }
+        }
+    }
+    users.sort_by_key(|user| std::cmp::Reverse(user.0));
+    assert!(users[1].0 >= 2, "no two users tell the candidates apart");
+    users.into_iter().take(2).map(|(_, d, p)| (d, p)).collect()
+}
+
+/// Runs ranked requests of `model` encrypted (through the byte formats) and checks every
+/// candidate against the reference.
+fn check_ranked(model: &QuantizedModel) {
+    let server = ServerModel::new(model, ParameterSetId::default()).unwrap();
+    let interface = server.interface();
+    let (client_key, server_key) = keys();
+    let c = &model.config;
+    let candidates = all_candidates(&c.roles.public_tables(c.tables.len()));
+    for (dense, private_ids) in varied_users(model, &candidates) {
+        let request = encrypt_rank_request(
+            &client_key,
+            interface,
+            &dense,
+            &private_ids,
+            &candidates,
+            MAX,
+        )
+        .unwrap();
+        let bytes = request.to_bytes().unwrap();
+        let (answer, timings) = server
+            .rank_bytes_until(&server_key, &bytes, MAX, &|| false)
+            .unwrap();
+        assert!(timings.total() > std::time::Duration::ZERO);
+        let response = RankResponse::from_bytes(&answer, interface, candidates.len()).unwrap();
+        let numerators = decrypt_rank_response(&client_key, interface, &response).unwrap();
+        let input = model.quantize_input(&dense);
+        let exact = model.rank(&input, &private_ids, &candidates).unwrap();
+        assert_eq!(numerators, exact, "roles {:?}", c.roles.tables);
+        for (k, candidate) in candidates.iter().enumerate() {
+            let merged = c.merged_ids(&private_ids, candidate).unwrap();
+            assert_eq!(numerators[k], model.forward(&input, &merged).unwrap());
+        }
+    }
+}
+
+#[test]
+fn every_candidate_matches_the_reference_for_every_role_pattern() {
+    use Role::{Private, Public};
+    for tables in [[Private, Public], [Public, Private], [Public, Public]] {
+        check_ranked(&with_roles(infer::testing::tiny_model(), tables));
+    }
+}
+
+#[test]
+fn a_sanitised_output_is_bootstrapped_per_candidate() {
+    let model = with_roles(
+        infer::testing::tiny_sanitised_model(),
+        [Role::Private, Role::Public],
+    );
+    check_ranked(&model);
+}
+
+#[test]
+fn candidates_are_checked_before_any_work() {
+    let model = with_roles(infer::testing::tiny_model(), [Role::Private, Role::Public]);
+    let server = ServerModel::new(&model, ParameterSetId::default()).unwrap();
+    let interface = server.interface();
+    let (client_key, _) = keys();
+    let encrypt = |candidates: &[Vec<u32>], max: usize| {
+        encrypt_rank_request(&client_key, interface, &[0.5, 1.0], &[3], candidates, max)
+    };
+    for (candidates, max, reason) in [
+        (vec![], MAX, "1 to"),
+        (vec![vec![1]; 5], 4, "1 to 4"),
+        (vec![vec![10]], MAX, "10 rows"),
+        (vec![vec![1, 2]], MAX, "1 public tables"),
+    ] {
+        let Err(error) = encrypt(&candidates, max) else {
+            panic!("{candidates:?} accepted");
+        };
+        assert!(error.to_string().contains(reason), "{error}");
+    }
+    let Err(error) =
+        encrypt_rank_request(&client_key, interface, &[0.5, 1.0], &[5], &[vec![1]], MAX)
+    else {
+        panic!("a private id outside its table was accepted");
+    };
+    assert!(error.to_string().contains("5 rows"), "{error}");
+
+    // The reader applies the same limits to bytes from the network.
+    let bytes = encrypt(&vec![vec![1]; 5], MAX).unwrap().to_bytes().unwrap();
+    let Err(error) = RankRequest::from_bytes(&bytes, interface, 4) else {
+        panic!("5 candidates read under a limit of 4");
+    };
+    assert!(error.to_string().contains("at most 4"), "{error}");
+    assert!(RankRequest::from_bytes(&bytes, interface, 5).is_ok());
+    let mut out_of_range = bytes.clone();
+    let last = out_of_range.len() - 4;
+    out_of_range[last..].copy_from_slice(&10u32.to_le_bytes());
+    let error = RankRequest::from_bytes(&out_of_range, interface, MAX)
+        .err()
+        .expect("id 10 of a 10-row table read");
+    assert!(error.to_string().contains("10 rows"), "{error}");
+    for cut in [1, 3, 4, bytes.len() / 2] {
+        assert!(RankRequest::from_bytes(&bytes[..bytes.len() - cut], interface, MAX).is_err());
+    }
+    // A single-row request is not a ranked one.
+    let single = infer::encrypt_request(&client_key, interface, &[0.5, 1.0], &[3, 1])
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    assert!(RankRequest::from_bytes(&single, interface, MAX).is_err());
+}
+
+#[test]
+fn models_that_do_not_rank_say_why() {
+    let (client_key, server_key) = keys();
+    // No public table: the interface takes no ranked request.
+    let model = infer::testing::tiny_model();
+    let server = ServerModel::new(&model, ParameterSetId::default()).unwrap();
+    assert!(!server.interface().ranks());
+    let Err(error) = encrypt_rank_request(
+        &client_key,
+        server.interface(),
+        &[0.5, 1.0],
+        &[3, 1],
+        &[],
+        MAX,
+    ) else {
+        panic!("a ranked request for a model without public tables");
+    };
+    assert!(error.to_string().contains("no public table"), "{error}");
+
+    // The dot interaction's ranked executor is not built: refused by the server, not mis-run.
+    let model = with_roles(
+        infer::testing::tiny_dot_model(),
+        [Role::Private, Role::Public],
+    );
+    let server = ServerModel::new(&model, ParameterSetId::default()).unwrap();
+    let request = encrypt_rank_request(
+        &client_key,
+        server.interface(),
+        &[0.5, 1.0],
+        &[3],
+        &[vec![1]],
+        MAX,
+    )
+    .unwrap();
+    let Err(InferError::Unsupported(reason)) = server.rank(&server_key, &request) else {
+        panic!("a dot model ran a ranked request");
+    };
+    assert!(reason.contains("dot"), "{reason}");
+}
+
+#[test]
+fn a_caller_that_left_stops_the_ranked_request() {
+    let model = with_roles(infer::testing::tiny_model(), [Role::Private, Role::Public]);
+    let server = ServerModel::new(&model, ParameterSetId::default()).unwrap();
+    let (client_key, server_key) = keys();
+    let bytes = encrypt_rank_request(
+        &client_key,
+        server.interface(),
+        &[0.5, 1.0],
+        &[3],
+        &[vec![1], vec![2]],
+        MAX,
+    )
+    .unwrap()
+    .to_bytes()
+    .unwrap();
+    let Err(InferError::Abandoned { stage }) =
+        server.rank_bytes_until(&server_key, &bytes, MAX, &|| true)
+    else {
+        panic!("an abandoned ranked request ran");
+    };
+    assert_eq!(stage, "bottom");
+}
