@@ -120,5 +120,8 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         server_model: None,
         ca: None,
         token: None,
+        candidates: None,
+        max_candidates: 1000,
+        roles: None,
     })
 }

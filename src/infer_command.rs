@@ -4,10 +4,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::Args;
-use datasets::RowMapper;
+use datasets::{MappedRow, RowMapper};
 
+use crate::ranking::candidates_of;
 use crate::report::{ms, print_summary};
 use crate::session::{Remote, Session, SessionArgs, encoded_rows, model_name, split_rows};
 
@@ -50,10 +51,23 @@ pub(crate) struct InferArgs {
     /// `DLRM_HE_TOKEN` environment variable.
     #[arg(long, requires = "server")]
     pub token: Option<String>,
+    /// Rank candidates for the first row instead (one ranked request, docs/rank.md): rows in
+    /// the same form as the user's (raw with --input or --split, encoded with --encoded),
+    /// each row's public features one candidate (its private features are ignored).
+    #[arg(long)]
+    pub candidates: Option<PathBuf>,
+    /// Candidates read from --candidates at most.
+    #[arg(long, default_value_t = 1000, requires = "candidates")]
+    pub max_candidates: usize,
+    /// Feature roles to serve the model with instead of its own: a JSON file or
+    /// `criteo-13-13` (see docs/rank.md).
+    #[arg(long, conflicts_with = "server")]
+    pub roles: Option<PathBuf>,
 }
 
 pub(crate) fn infer(args: InferArgs) -> anyhow::Result<()> {
-    let mut session = Session::open(&args.session.model, &args.session.keys)?;
+    let mut session =
+        Session::open_with_roles(&args.session.model, &args.session.keys, args.roles.as_deref())?;
     if let Some(url) = &args.server {
         let name = match &args.server_model {
             Some(name) => name.clone(),
@@ -78,14 +92,21 @@ pub(crate) fn infer(args: InferArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|dir| dlrm::load_model(dir).map(|m| m.weights))
         .transpose()?;
+    let read = |file: &std::path::Path, limit: usize| match &args.encoded {
+        Some(_) => encoded_rows(&session.model, file, limit),
+        None => Ok(RowMapper::open(args.session.data()?)?.read_rows(file, limit)?),
+    };
     let rows = match (&args.input, &args.split, &args.encoded) {
-        (Some(input), _, _) => {
-            RowMapper::open(args.session.data()?)?.read_rows(input, args.rows)?
-        }
+        (Some(input), _, _) => read(input, args.rows)?,
         (None, Some(split), _) => split_rows(args.session.data()?, split, args.rows)?,
-        (None, None, Some(file)) => encoded_rows(&session.model, file, args.rows)?,
+        (None, None, Some(file)) => read(file, args.rows)?,
         (None, None, None) => bail!("give --input, --split or --encoded"),
     };
+    if let Some(file) = &args.candidates {
+        let candidates = read(file, args.max_candidates)?;
+        let user = rows.first().context("no row to rank candidates for")?;
+        return rank(&session, user, &candidates, args.simulate_seed);
+    }
     println!("{}\n", session.server.plan());
     let unknown: usize = rows.iter().map(|r| r.unknown_values).sum();
     if unknown > 0 {
@@ -129,5 +150,73 @@ pub(crate) fn infer(args: InferArgs) -> anyhow::Result<()> {
     let bootstrap = session.bootstrap_cost()?;
     println!();
     print_summary(&session.model, session.server.plan(), &outcomes, bootstrap);
+    Ok(())
+}
+
+/// One ranked request: `user`'s private features and each candidate row's public ones.
+fn rank(
+    session: &Session,
+    user: &MappedRow,
+    candidate_rows: &[MappedRow],
+    simulate_seed: u64,
+) -> anyhow::Result<()> {
+    if candidate_rows.is_empty() {
+        bail!("--candidates holds no row");
+    }
+    let candidates = candidates_of(&session.model, candidate_rows, candidate_rows.len());
+    let passes = 16;
+    let outcome = session.run_ranked(user, &candidates, simulate_seed..simulate_seed + passes)?;
+    println!(
+        "{}\n",
+        infer::RankPlan::for_model(&session.model, candidates.len())?
+    );
+    let order = |scores: &[i64]| {
+        let mut by_score: Vec<usize> = (0..scores.len()).collect();
+        by_score.sort_by_key(|&k| std::cmp::Reverse(scores[k]));
+        let mut place = vec![0; scores.len()];
+        for (p, &k) in by_score.iter().enumerate() {
+            place[k] = p + 1;
+        }
+        place
+    };
+    let (encrypted_place, reference_place) =
+        (order(&outcome.encrypted), order(&outcome.reference));
+    println!(
+        "{:>9} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9}",
+        "candidate", "p int", "p enc", "numerator", "enc - int", "rank enc", "rank int"
+    );
+    let scale = session.model.logit_scale;
+    for k in 0..candidates.len() {
+        let (reference, encrypted) = (outcome.reference[k], outcome.encrypted[k]);
+        println!(
+            "{k:>9} {:>9.4} {:>9.4} {reference:>11} {:>+9} {:>9} {:>9}",
+            dlrm::sigmoid(reference as f64 * scale),
+            dlrm::sigmoid(encrypted as f64 * scale),
+            encrypted - reference,
+            encrypted_place[k],
+            reference_place[k],
+        );
+    }
+    let agreement = outcome.agreement();
+    let server = ms(outcome.server.total());
+    println!(
+        "\nserver compute {server:.1} ms for {} candidates ({:.2} ms per candidate); upload {:.1} KiB, answer {:.1} KiB ({:.0} bytes per candidate); client encrypt {:.1} ms, decrypt {:.2} ms",
+        candidates.len(),
+        server / candidates.len() as f64,
+        outcome.upload_bytes as f64 / 1024.0,
+        outcome.download_bytes as f64 / 1024.0,
+        outcome.download_bytes as f64 / candidates.len() as f64,
+        ms(outcome.encrypt),
+        ms(outcome.decrypt),
+    );
+    println!(
+        "fidelity: class equal to the integer reference for {:.1}% of candidates (simulate predicts {:.1}%, {passes} passes); {} of {} candidate pairs ordered otherwise than the reference, {} of them within a bootstrap error ({} such close pairs)",
+        100.0 * outcome.class_agreement(),
+        100.0 * outcome.predicted_class_kept,
+        agreement.misordered_close + agreement.misordered_apart,
+        agreement.pairs,
+        agreement.misordered_close,
+        agreement.close,
+    );
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `dlrm-he`: the command line of the dlrm-he toolkit (recommendation models on encrypted data).
 
 mod bench_infer_command;
+mod bench_rank_command;
 mod bench_serve_command;
 mod bench_serve_report;
 mod bench_serve_sides;
@@ -17,6 +18,7 @@ mod plan_command;
 mod prepare;
 mod progress;
 mod quantize_command;
+mod ranking;
 mod report;
 mod roles_arg;
 mod serve_command;
@@ -83,6 +85,10 @@ enum BenchCommand {
     /// Time encrypted requests of a quantized model: server compute per request (median),
     /// bootstraps and the ratio to the bootstrap floor, sizes, client times.
     Infer(bench_infer_command::BenchInferArgs),
+    /// Time ranked requests (one user's private inputs, K candidates' public ids) beside
+    /// single-row requests of the same model: server time per candidate, answer size,
+    /// bootstraps, and each candidate against the integer reference.
+    Rank(bench_rank_command::BenchRankArgs),
     /// Start the service on a loopback port and drive it with concurrent clients: throughput,
     /// latency percentiles, errors, peak memory with registered keys, and a percentile plot.
     Serve(bench_serve_command::BenchServeArgs),
@@ -111,6 +117,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve_command::serve(args),
         Command::Token(command) => token_command::run(command),
         Command::Bench(BenchCommand::Infer(args)) => bench_infer_command::bench_infer(args),
+        Command::Bench(BenchCommand::Rank(args)) => bench_rank_command::bench_rank(args),
         Command::Bench(BenchCommand::Serve(args)) => bench_serve_command::run(args),
     }
 }

@@ -115,7 +115,22 @@ impl Remote {
 
 impl Session {
     pub(crate) fn open(model: &Path, keys: &Path) -> anyhow::Result<Self> {
-        let quantized = QuantizedModel::load(model)?;
+        Self::open_with_roles(model, keys, None)
+    }
+
+    /// Like [`Session::open`], serving the model with the feature roles `roles` names (see
+    /// `--roles`) instead of its own.
+    pub(crate) fn open_with_roles(
+        model: &Path,
+        keys: &Path,
+        roles: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let mut quantized = QuantizedModel::load(model)?;
+        if let Some(path) = roles {
+            quantized = quantized
+                .with_roles(crate::roles_arg::read_roles(path)?)
+                .with_context(|| format!("roles {} for {}", path.display(), model.display()))?;
+        }
         let keys = KeyDirectory::open(keys)?;
         let server = ServerModel::new(&quantized, keys.parameter_set)
             .with_context(|| format!("compiling {}", model.display()))?;
