@@ -13,6 +13,8 @@
 //! - [`GlweBatch::extract`]: sample extraction into big-key LWE ciphertexts, in caller order.
 //! - [`LweDenseLayer`]: integer dense layers on LWE ciphertexts.
 //! - [`ServerKey::keyswitch_bootstrap`] with a [`LookupTable`]: activations and requantisation.
+//! - [`ServerKey::keyswitch_blind_rotate`] / [`RotatedTables::read`]: one bootstrap read at many
+//!   plaintext offsets (one blind rotation per input, one sample extraction per offset).
 
 mod encoding;
 mod encryption;
@@ -28,6 +30,7 @@ mod ntt_glwe_batch;
 mod parameter_set;
 mod params;
 mod pbs;
+mod rotated_tables;
 mod sample_extraction;
 mod sizes;
 mod wiped;
@@ -46,4 +49,5 @@ pub use ntt_glwe_batch::NttGlweBatch;
 pub use parameter_set::{ParameterSetId, ParameterSetIdVersions};
 pub use params::FheParameters;
 pub use pbs::LookupTable;
+pub use rotated_tables::RotatedTables;
 pub use sizes::{LutBits, LweDimension, PolynomialSize, ScaleLog};

@@ -18,7 +18,7 @@ use crate::sizes::{LutBits, ScaleLog};
 /// the output encoding. Phases in the negative half give `-f(i)` (negacyclicity), so the caller's
 /// encoding keeps inputs in `[0, 2^bits)` (for signed values, add an offset first).
 pub struct LookupTable {
-    parameter_set: ParameterSetId,
+    pub(crate) parameter_set: ParameterSetId,
     bits: LutBits,
     accumulator: GlweCiphertextOwned<u64>,
 }
@@ -103,6 +103,26 @@ impl ServerKey {
     /// ```
     pub fn keyswitch_bootstrap(&self, inputs: &LweBatch, lut: &LookupTable) -> Result<LweBatch> {
         let params = self.parameters();
+        let modulus = params.ciphertext_modulus();
+        let size = params.tfhe_big_lwe_dimension().to_lwe_size();
+        let outputs = self.blind_rotate_each(inputs, lut, |accumulator| {
+            let mut output = LweCiphertext::new(0u64, size, modulus);
+            extract_lwe_sample_from_glwe_ciphertext(accumulator, &mut output, MonomialDegree(0));
+            output.into_container()
+        })?;
+        Ok(LweBatch::from_words(inputs.parameter_set, outputs.concat()))
+    }
+
+    /// Keyswitches each input to the small key, switches its modulus to `2N` with the centred
+    /// switch and blind-rotates `lut`, in parallel, handing each input's accumulator (the table
+    /// rotated by the input's phase) to `finish`.
+    pub(crate) fn blind_rotate_each<T: Send>(
+        &self,
+        inputs: &LweBatch,
+        lut: &LookupTable,
+        finish: impl Fn(&GlweCiphertextOwned<u64>) -> T + Sync + Send,
+    ) -> Result<Vec<T>> {
+        let params = self.parameters();
         check_parameter_set(params.id(), inputs.parameter_set)?;
         check_parameter_set(params.id(), lut.parameter_set)?;
         let big_lwe_words = params.big_lwe_dimension().ciphertext_words();
@@ -115,11 +135,10 @@ impl ServerKey {
             fft,
         )
         .unaligned_bytes_required();
-        let mut words = vec![0u64; inputs.len() * big_lwe_words];
-        words
-            .par_chunks_mut(big_lwe_words)
-            .zip(inputs.words().par_chunks(big_lwe_words))
-            .for_each_init(
+        Ok(inputs
+            .words()
+            .par_chunks(big_lwe_words)
+            .map_init(
                 || {
                     let mut buffers = ComputationBuffers::new();
                     buffers.resize(scratch);
@@ -130,7 +149,7 @@ impl ServerKey {
                     );
                     (buffers, small)
                 },
-                |(buffers, small), (output, input)| {
+                |(buffers, small), input| {
                     let input = LweCiphertext::from_container(input, modulus);
                     keyswitch_lwe_ciphertext(&self.keyswitch_key, &input, small);
                     let switched = lwe_ciphertext_centered_binary_modulus_switch(
@@ -145,14 +164,9 @@ impl ServerKey {
                         fft,
                         buffers.stack(),
                     );
-                    let mut output = LweCiphertext::from_container(output, modulus);
-                    extract_lwe_sample_from_glwe_ciphertext(
-                        &accumulator,
-                        &mut output,
-                        MonomialDegree(0),
-                    );
+                    finish(&accumulator)
                 },
-            );
-        Ok(LweBatch::from_words(inputs.parameter_set, words))
+            )
+            .collect())
     }
 }

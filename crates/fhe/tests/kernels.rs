@@ -182,6 +182,49 @@ fn bootstrap_with_64_boxes_is_within_the_measured_error() {
 }
 
 #[test]
+fn one_blind_rotation_reads_the_table_at_every_offset() {
+    // 32 boxes (exact), inputs and offsets spanning the table, offsets past the half torus
+    // (negacyclic reads, `-f`) and offsets finer than a step (rounded to the nearest step).
+    let keys = keys();
+    let output = Encoding::new(ScaleLog(56)).unwrap();
+    let f = |i: u64| 3 * i as i64 - 40;
+    let lut = LookupTable::new(&keys.client.parameters(), LutBits(5), output, f).unwrap();
+    let inputs = [2i64, 17, 30];
+    let encrypted = keys
+        .client
+        .encrypt_lwe_batch(&inputs, lut.input_encoding())
+        .unwrap();
+    let offsets: Vec<i64> = [[0, 0, 0], [5, -9, 1], [29, 14, -30], [40, 20, 7]]
+        .concat();
+    let rotated = keys.server.keyswitch_blind_rotate(&encrypted, &lut).unwrap();
+    assert_eq!(rotated.len(), 3);
+    let read = rotated.read(&offsets, lut.input_encoding()).unwrap();
+    let expected: Vec<i64> = (offsets.iter().enumerate())
+        .map(|(index, offset)| {
+            // Boxes 32..64 are the negative half: the table negated.
+            let phase = (inputs[index % 3] + offset).rem_euclid(64) as u64;
+            match phase < 32 {
+                true => f(phase),
+                false => -f(phase - 32),
+            }
+        })
+        .collect();
+    assert_eq!(keys.client.decrypt_lwe_batch(&read, output).unwrap(), expected);
+
+    // Offsets in half steps of 1/(2N) (a box is 64 steps): 21.5 steps round up to 22, -21.5
+    // to -21; 256 and 128 half steps are two boxes and one.
+    let fine = Encoding::new(ScaleLog(lut.input_encoding().scale_log().0 - 7)).unwrap();
+    assert_eq!(lut.offset_steps(43, fine), 22);
+    assert_eq!(lut.offset_steps(-43, fine), 4096 - 21);
+    let read = rotated.read(&[256, 0, 128], fine).unwrap();
+    assert_eq!(
+        keys.client.decrypt_lwe_batch(&read, output).unwrap(),
+        vec![f(4), f(17), f(31)]
+    );
+    assert!(rotated.read(&[1, 2], fine).is_err());
+}
+
+#[test]
 fn bootstrap_output_feeds_a_dense_layer() {
     // Bootstrap outputs and dense layers compose: relu(x - 8) then y = 2 a - b.
     let keys = keys();
