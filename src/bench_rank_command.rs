@@ -43,8 +43,11 @@ pub(crate) fn bench_rank(args: BenchRankArgs) -> anyhow::Result<()> {
     if args.single_requests == 0 || args.candidates.contains(&0) {
         bail!("--single-requests and every --candidates size must be at least 1");
     }
-    let session =
-        Session::open_with_roles(&args.session.model, &args.session.keys, args.roles.as_deref())?;
+    let session = Session::open_with_roles(
+        &args.session.model,
+        &args.session.keys,
+        args.roles.as_deref(),
+    )?;
     let largest = args.candidates.iter().copied().max().unwrap_or(1);
     let wanted = largest.max(args.single_requests);
     let rows = match &args.encoded {
@@ -59,7 +62,10 @@ pub(crate) fn bench_rank(args: BenchRankArgs) -> anyhow::Result<()> {
     // Single-row requests, every feature encrypted: the cost a ranked request is compared with.
     let mut singles = Vec::with_capacity(args.single_requests);
     for (index, row) in rows.iter().cycle().take(args.single_requests).enumerate() {
-        singles.push(ms(session.run_row(row, index as u64, None, 1)?.server.total()));
+        singles.push(ms(session
+            .run_row(row, index as u64, None, 1)?
+            .server
+            .total()));
     }
     singles.sort_by(f64::total_cmp);
     let single = singles[singles.len() / 2];

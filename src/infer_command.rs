@@ -66,8 +66,11 @@ pub(crate) struct InferArgs {
 }
 
 pub(crate) fn infer(args: InferArgs) -> anyhow::Result<()> {
-    let mut session =
-        Session::open_with_roles(&args.session.model, &args.session.keys, args.roles.as_deref())?;
+    let mut session = Session::open_with_roles(
+        &args.session.model,
+        &args.session.keys,
+        args.roles.as_deref(),
+    )?;
     if let Some(url) = &args.server {
         let name = match &args.server_model {
             Some(name) => name.clone(),
@@ -179,8 +182,7 @@ fn rank(
         }
         place
     };
-    let (encrypted_place, reference_place) =
-        (order(&outcome.encrypted), order(&outcome.reference));
+    let (encrypted_place, reference_place) = (order(&outcome.encrypted), order(&outcome.reference));
     println!(
         "{:>9} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9}",
         "candidate", "p int", "p enc", "numerator", "enc - int", "rank enc", "rank int"

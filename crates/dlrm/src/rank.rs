@@ -179,10 +179,15 @@ impl QuantizedModel {
                 .collect(),
         };
         let private_accumulators = first.accumulate(&template);
+        // For concat, the first top layer's accumulators differ between candidates only by a
+        // plaintext: one blind rotation per row is read at every candidate's offset, and the
+        // whole read's noise is shared.
+        let whole_read = c.interaction == Interaction::Concat;
         let shared: Vec<SharedNoise> = (0..first.rows)
             .map(|r| SharedNoise {
                 normal: once.as_mut().map_or(0.0, |rng| rng.normal()),
                 norm: first.noise_norm(r, &shared_noises),
+                whole_read,
             })
             .collect();
 
@@ -224,6 +229,7 @@ impl QuantizedModel {
                                         0 => SharedNoise {
                                             normal: bottom_normals[q],
                                             norm: 1.0,
+                                            whole_read: false,
                                         },
                                         _ => SharedNoise::NONE,
                                     };
@@ -253,9 +259,17 @@ impl QuantizedModel {
                             .sum::<i64>()
                 })
                 .collect();
+            // A rotated read lands on whole steps of 1/(2N): simulate reads where it lands.
+            let offsets: Vec<i64> = match (whole_read, rng.is_some()) {
+                (true, true) => (0..first.rows)
+                    .map(|r| self.first_read_rounding(accumulators[r] - private_accumulators[r]))
+                    .collect(),
+                _ => vec![0; first.rows],
+            };
             traces.push(self.candidate_top(
                 top_input,
                 accumulators,
+                &offsets,
                 &shared,
                 &own_noises,
                 rng.as_mut(),
@@ -268,11 +282,29 @@ impl QuantizedModel {
         })
     }
 
-    /// One candidate's top MLP from its first top layer's accumulators.
+    /// [`QuantizedModel::step_rounding`] of the first top layer's read (hidden table, or the
+    /// output sanitiser's for a one-layer top MLP; 0 when nothing reads it) for a candidate's
+    /// plaintext share `public`.
+    fn first_read_rounding(&self, public: i64) -> i64 {
+        let boxes = match (&self.top[0].activation, &self.output_sanitiser) {
+            (Some(table), _) => Some((table.box_shift, table.lut_bits)),
+            (None, Some(sanitiser)) if self.top.len() == 1 => {
+                Some((sanitiser.box_shift, sanitiser.lut_bits))
+            }
+            (None, _) => None,
+        };
+        boxes.map_or(0, |(box_shift, lut_bits)| {
+            self.step_rounding(box_shift, lut_bits, public)
+        })
+    }
+
+    /// One candidate's top MLP from its first top layer's accumulators, whose reads land
+    /// `offsets` away in `simulate` (see [`QuantizedModel::step_rounding`]).
     fn candidate_top(
         &self,
         top_input: Vec<i64>,
         accumulators: Vec<i64>,
+        offsets: &[i64],
         shared: &[SharedNoise],
         own_noises: &[f64],
         mut rng: Option<&mut SplitMix64>,
@@ -282,7 +314,7 @@ impl QuantizedModel {
         let mut layers = Vec::with_capacity(self.top.len());
         if self.top.len() == 1 {
             let (activations, logit_numerator) =
-                self.output(accumulators[0], shared[0], own_norm(0), rng);
+                self.output(accumulators[0] + offsets[0], shared[0], own_norm(0), rng);
             layers.push(LayerTrace {
                 accumulators,
                 activations,
@@ -300,7 +332,10 @@ impl QuantizedModel {
         let mut x: Vec<i64> = accumulators
             .iter()
             .enumerate()
-            .map(|(r, &a)| self.read(table, a, shared[r], own_norm(r), rng.as_deref_mut()))
+            .map(|(r, &a)| {
+                let at = a + offsets[r];
+                self.read(table, at, shared[r], own_norm(r), rng.as_deref_mut())
+            })
             .collect();
         layers.push(LayerTrace {
             accumulators,

@@ -53,11 +53,14 @@ pub enum Execution {
 
 /// Noise drawn once and shared by every candidate of a ranked request: a standard normal times
 /// the weight norm of the once-computed bootstrap outputs a read sums ([`SharedNoise::NONE`]
-/// for a single row, whose noise is all drawn per read).
+/// for a single row, whose noise is all drawn per read). A `whole_read` is one blind rotation
+/// read at every candidate's offset: its keyswitch and modulus switch noise is shared too, and
+/// nothing is drawn per candidate.
 #[derive(Clone, Copy)]
 pub(crate) struct SharedNoise {
     pub(crate) normal: f64,
     pub(crate) norm: f64,
+    pub(crate) whole_read: bool,
 }
 
 impl SharedNoise {
@@ -65,11 +68,23 @@ impl SharedNoise {
     pub(crate) const NONE: SharedNoise = SharedNoise {
         normal: 0.0,
         norm: 0.0,
+        whole_read: false,
     };
 
     /// The shared part of a bootstrap read, in `1/(2N)` units.
     fn read_noise(self, model: &QuantizedModel) -> f64 {
-        self.normal * self.norm * model.noise.bootstrap_output_sd
+        match self.whole_read {
+            true => self.normal * model.noise.bootstrap_input_sd(self.norm),
+            false => self.normal * self.norm * model.noise.bootstrap_output_sd,
+        }
+    }
+
+    /// The part drawn per read (per candidate), in `1/(2N)` units: none for a whole read.
+    fn fresh_noise(self, model: &QuantizedModel, own: f64, rng: &mut SplitMix64) -> f64 {
+        match self.whole_read {
+            true => 0.0,
+            false => rng.normal() * model.noise.bootstrap_input_sd(own),
+        }
     }
 }
 
@@ -188,9 +203,9 @@ impl QuantizedModel {
             }
             (Some(sanitiser), Some(rng)) => {
                 let units = self.noise_units(sanitiser.box_shift, sanitiser.lut_bits);
-                let sd = self.noise.bootstrap_input_sd(own) * units;
-                let phase = acc as f64 + shared.read_noise(self) * units + rng.normal() * sd;
-                let centre = sanitiser.centre(sanitiser.noisy_box_index(phase));
+                let noise = shared.read_noise(self) + shared.fresh_noise(self, own, rng);
+                let centre =
+                    sanitiser.centre(sanitiser.noisy_box_index(acc as f64 + noise * units));
                 let fresh = self.noise.accumulator_sd(1.0, bits);
                 (vec![centre], centre as f64 + rng.normal() * fresh)
             }
@@ -288,15 +303,29 @@ impl QuantizedModel {
         rng: &mut SplitMix64,
     ) -> i64 {
         let units = self.noise_units(table.box_shift, table.lut_bits);
-        let sd = self.noise.bootstrap_input_sd(own) * units;
-        let phase = acc as f64 + shared.read_noise(self) * units + rng.normal() * sd;
-        i64::from(table.entries[table.noisy_box_index(phase)])
+        let noise = shared.read_noise(self) + shared.fresh_noise(self, own, rng);
+        i64::from(table.entries[table.noisy_box_index(acc as f64 + noise * units)])
     }
 
     /// One unit of `1/(2N)` in accumulator units, for a table of `2^lut_bits` boxes of
     /// `2^box_shift` accumulator units: a box is `N / 2^lut_bits` noise units wide.
     fn noise_units(&self, box_shift: u32, lut_bits: u32) -> f64 {
         (1u64 << (box_shift + lut_bits)) as f64 / self.noise.polynomial_size as f64
+    }
+
+    /// How far, in accumulator units, a table of `2^lut_bits` boxes of `2^box_shift` units
+    /// reads from where adding the plaintext `offset` after the blind rotation puts it: the
+    /// offset moves the read by whole steps of `1/(2N)`, rounded to the nearest, ties upwards
+    /// (`fhe::RotatedTables::offset_steps`); 0 when a unit is a whole number of steps.
+    pub(crate) fn step_rounding(&self, box_shift: u32, lut_bits: u32, offset: i64) -> i64 {
+        let units_per_step_log =
+            (box_shift + lut_bits) as i64 - i64::from(self.noise.polynomial_size.trailing_zeros());
+        if units_per_step_log <= 0 {
+            return 0;
+        }
+        let shift = units_per_step_log as u32;
+        let steps = (offset + (1 << (shift - 1))) >> shift;
+        (steps << shift) - offset
     }
 
     /// Logits of every row of a dataset split, in parallel.

@@ -194,9 +194,11 @@ fn one_blind_rotation_reads_the_table_at_every_offset() {
         .client
         .encrypt_lwe_batch(&inputs, lut.input_encoding())
         .unwrap();
-    let offsets: Vec<i64> = [[0, 0, 0], [5, -9, 1], [29, 14, -30], [40, 20, 7]]
-        .concat();
-    let rotated = keys.server.keyswitch_blind_rotate(&encrypted, &lut).unwrap();
+    let offsets: Vec<i64> = [[0, 0, 0], [5, -9, 1], [29, 14, -30], [40, 20, 7]].concat();
+    let rotated = keys
+        .server
+        .keyswitch_blind_rotate(&encrypted, &lut)
+        .unwrap();
     assert_eq!(rotated.len(), 3);
     let read = rotated.read(&offsets, lut.input_encoding()).unwrap();
     let expected: Vec<i64> = (offsets.iter().enumerate())
@@ -209,7 +211,10 @@ fn one_blind_rotation_reads_the_table_at_every_offset() {
             }
         })
         .collect();
-    assert_eq!(keys.client.decrypt_lwe_batch(&read, output).unwrap(), expected);
+    assert_eq!(
+        keys.client.decrypt_lwe_batch(&read, output).unwrap(),
+        expected
+    );
 
     // Offsets in half steps of 1/(2N) (a box is 64 steps): 21.5 steps round up to 22, -21.5
     // to -21; 256 and 128 half steps are two boxes and one.

@@ -1,7 +1,7 @@
 //! The bootstrap counts of a ranked request (one user's private inputs, K candidates' public
 //! inputs): what runs once per request and what runs per candidate, from the architecture and
-//! its feature roles alone. `docs/rank.md` explains the split; the encrypted executor for
-//! ranked requests is not built yet, so these are the counts it is to meet.
+//! its feature roles alone. `docs/rank.md` explains the split; the encrypted executor
+//! (`ServerModel::rank`, concat models) runs exactly these.
 
 use std::fmt;
 
@@ -18,19 +18,23 @@ use crate::error::{InferError, Result};
 /// let roles = dlrm::FeatureRoles { dense: vec![], tables: vec![dlrm::Role::Private, dlrm::Role::Public] };
 /// let model = model.with_roles(roles).unwrap();
 /// let plan = infer::RankPlan::for_model(&model, 10).unwrap();
-/// // Bottom 3 + 2 once; the top layer's 3 activations per candidate.
-/// assert_eq!((plan.once, plan.per_candidate, plan.total()), (5, 3, 35));
+/// // Bottom 3 + 2 and the first top layer's 3 blind rotations once; nothing per candidate
+/// // (each candidate reads the rotated tables at its own offset).
+/// assert_eq!((plan.once, plan.per_candidate, plan.total()), (8, 0, 8));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RankPlan {
     /// Candidates in the request.
     pub candidates: usize,
-    /// Bootstraps run once: the bottom MLP's activations and, for the dot interaction, the
-    /// bottom output's copies at the squares' scale, the squares of the private vectors'
-    /// entries and of the sums of two private vectors.
+    /// Bootstraps run once: the bottom MLP's activations; for concat, the first top layer's
+    /// blind rotations (or the sanitiser's, for a one-layer top MLP), which every candidate
+    /// reads at its own offset; for the dot interaction, the bottom output's copies at the
+    /// squares' scale, the squares of the private vectors' entries and of the sums of two
+    /// private vectors.
     pub once: usize,
     /// Bootstraps run per candidate: for the dot interaction the squares of the sums of a
-    /// private and a public vector; the top MLP's activations; the output sanitiser's.
+    /// private and a public vector and the first top layer's activations; the top MLP's later
+    /// activations; the output sanitiser's (unless it is the first top layer's read).
     pub per_candidate: usize,
     /// Bootstraps of one single-row request with every feature encrypted (today's request).
     pub single_row: usize,
@@ -61,6 +65,16 @@ impl RankPlan {
         let bottom: usize = config.bottom.iter().sum();
         let top = config.top[..config.top.len() - 1].iter().sum::<usize>() + usize::from(sanitised);
         let (mut once, mut per_candidate, mut single_row) = (bottom, top, bottom + top);
+        // Concat: the first top layer's rows (or the sanitiser of a one-layer top) are blind-
+        // rotated once and read at every candidate's plaintext offset.
+        let first_reads = match config.top.len() {
+            1 => usize::from(sanitised),
+            _ => config.top[0],
+        };
+        if config.interaction == Interaction::Concat {
+            once += first_reads;
+            per_candidate -= first_reads;
+        }
         if config.interaction == Interaction::Dot {
             let layout = DotLayout::of(config);
             let d = config.embedding_dim;

@@ -26,13 +26,22 @@ fn single_row_bootstraps(model: &QuantizedModel) -> usize {
 
 #[test]
 fn bootstrap_counts_match_a_hand_count() {
-    // Concat: bottom 3 + 2 activations once; per candidate the top layer's 3 activations.
+    // Concat: bottom 3 + 2 activations and the first top layer's 3 blind rotations once
+    // (every candidate reads them at its own offset); nothing per candidate.
     let plan = RankPlan::for_model(&ranked(tiny_model()), 10).unwrap();
-    assert_eq!((plan.once, plan.per_candidate, plan.single_row), (5, 3, 8));
-    assert_eq!(plan.total(), 5 + 10 * 3);
-    // The sanitised variant: one more bootstrap per candidate.
+    assert_eq!((plan.once, plan.per_candidate, plan.single_row), (8, 0, 8));
+    assert_eq!(plan.total(), 8);
+    // The sanitised variant: the output's bootstrap per candidate.
     let plan = RankPlan::for_model(&ranked(tiny_sanitised_model()), 4).unwrap();
-    assert_eq!((plan.once, plan.per_candidate, plan.single_row), (5, 4, 9));
+    assert_eq!((plan.once, plan.per_candidate, plan.single_row), (8, 1, 9));
+    // A one-layer top MLP: nothing to read once or per candidate without a sanitiser; with
+    // one, its blind rotation once.
+    let mut one_layer = ranked(tiny_model()).config;
+    one_layer.top = vec![1];
+    let plan = RankPlan::for_config(&one_layer, false, 3).unwrap();
+    assert_eq!((plan.once, plan.per_candidate), (5, 0));
+    let plan = RankPlan::for_config(&one_layer, true, 3).unwrap();
+    assert_eq!((plan.once, plan.per_candidate), (6, 0));
     // Dot, d = 2, vectors v0 (bottom, squared), v1 (table 0: returns its norm, private),
     // v2 (table 1: squared, public). Once: bottom 5, the bottom's 2 copies, v0's 2 entry
     // squares, pair (1, 0)'s 2 squares = 11. Per candidate: pairs (2, 0) and (2, 1), 2 squares

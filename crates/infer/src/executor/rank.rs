@@ -1,8 +1,9 @@
 //! Ranked requests on the prepared model: the user's private part once (the bottom MLP, the
-//! private tables' lookups, the first top layer's private columns and bias), then per candidate
-//! the public tables' lookups in the clear, their share of the first top layer added as
-//! plaintexts (no bootstrap), and every layer after it, the candidates' bootstraps of one layer
-//! in one parallel batch. The integer reference is [`dlrm::QuantizedModel::rank`].
+//! private tables' lookups, the first top layer's private columns and bias, and that layer's
+//! blind rotations), then per candidate the public tables' lookups in the clear and their
+//! share of the first top layer, a plaintext that selects where each rotated table is read (a
+//! sample extraction: no bootstrap), and every layer after it, the candidates' bootstraps of
+//! one layer in one parallel batch. The integer reference is [`dlrm::QuantizedModel::rank`].
 
 use std::time::Instant;
 
@@ -197,27 +198,38 @@ impl ServerModel {
 
         let started = Instant::now();
         let once = part.private_first.apply(&x)?;
+        let (first, rest) = self.top_stages().split_first().expect("a top MLP");
+        // The candidates' first top layer accumulators differ from `once` by a plaintext only:
+        // one blind rotation per row, read at each candidate's offset.
+        let rotated = (first.table.as_ref())
+            .map(|table| key.keyswitch_blind_rotate(&once, table))
+            .transpose()?;
         let per_batch = (CIPHERTEXTS_PER_BATCH / once.len().max(1)).max(1);
         let mut logits = Vec::with_capacity(request.candidates.len().div_ceil(per_batch));
         for group in request.candidates.chunks(per_batch) {
             may_start(abandoned, "top")?;
-            let accumulators = (group.par_iter())
-                .map(|ids| {
-                    let mut accumulators = once.clone();
-                    accumulators.add_plaintexts(&part.public_share(ids), part.unit)?;
-                    Ok(accumulators)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let mut x = LweBatch::concat(&accumulators)?;
-            for (index, stage) in self.top_stages().iter().enumerate() {
-                if index > 0 {
-                    may_start(abandoned, "top")?;
-                    let inputs = x.split_equal(x.len() / group.len())?;
-                    let outputs = (inputs.par_iter())
-                        .map(|input| stage.dense.apply(input))
-                        .collect::<fhe::Result<Vec<_>>>()?;
-                    x = LweBatch::concat(&outputs)?;
+            let shares: Vec<Vec<i64>> =
+                group.par_iter().map(|ids| part.public_share(ids)).collect();
+            let mut x = match &rotated {
+                Some(rotated) => rotated.read(&shares.concat(), part.unit)?,
+                None => {
+                    let accumulators = (shares.iter())
+                        .map(|share| {
+                            let mut accumulators = once.clone();
+                            accumulators.add_plaintexts(share, part.unit)?;
+                            Ok(accumulators)
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    LweBatch::concat(&accumulators)?
                 }
+            };
+            for stage in rest {
+                may_start(abandoned, "top")?;
+                let inputs = x.split_equal(x.len() / group.len())?;
+                let outputs = (inputs.par_iter())
+                    .map(|input| stage.dense.apply(input))
+                    .collect::<fhe::Result<Vec<_>>>()?;
+                x = LweBatch::concat(&outputs)?;
                 if let Some(table) = &stage.table {
                     x = key.keyswitch_bootstrap(&x, table)?;
                 }
