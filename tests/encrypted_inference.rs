@@ -10,13 +10,13 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use client::{Client, KeyDirectory, ServiceClient};
+use common::uci::{Uci, train};
 use common::{ServeProcess, dlrm_he};
-use datasets::{PreparedDataset, RowMapper, SplitData};
-use dlrm::{Dlrm, DlrmWeights, Execution, ModelPreset, QuantizeConfig, QuantizedModel};
+use datasets::{PreparedDataset, RowMapper};
+use dlrm::{Execution, ModelPreset, QuantizeConfig, QuantizedModel};
 use fhe::{ClientKey, KeySeed, ParameterSetId, ServerKey};
 use infer::ServerModel;
 
@@ -24,19 +24,6 @@ fn keys() -> (ClientKey, ServerKey) {
     let client = ClientKey::from_seed(ParameterSetId::default(), KeySeed(21));
     let server = client.compressed_server_key(KeySeed(22)).decompress();
     (client, server)
-}
-
-fn train(
-    preset: ModelPreset,
-    config: dlrm::ModelConfig,
-    train: &SplitData,
-    epochs: usize,
-) -> DlrmWeights {
-    let mut settings = preset.train_config();
-    settings.epochs = epochs;
-    let mut model = Dlrm::new(&config, settings.seed).unwrap();
-    dlrm::train(&mut model, train, None, &settings, &mut dlrm::Silent).unwrap();
-    model.to_weights().unwrap()
 }
 
 struct Outcome {
@@ -132,54 +119,6 @@ fn rows_within_simulated_range(
             (outcome.encrypted[r] - outcome.reference[r]).abs() <= bound
         })
         .count()
-}
-
-/// The UCI Cleveland data prepared, a model trained on its train split and quantized.
-struct Uci {
-    dir: tempfile::TempDir,
-    prepared: PathBuf,
-    test: SplitData,
-    weights: DlrmWeights,
-    model: QuantizedModel,
-}
-
-impl Uci {
-    /// None (with a printed reason) when `../shared` is absent.
-    fn train() -> Option<Self> {
-        let raw = datasets::shared::shared_file("data/heart/processed.cleveland.data")?;
-        let dir = tempfile::tempdir().unwrap();
-        let prepared = dir.path().join("uci");
-        datasets::uci::prepare(&raw, &prepared, &Default::default(), &datasets::NoProgress)
-            .unwrap();
-        let dataset = PreparedDataset::open(&prepared).unwrap();
-        let (train_split, test) = (
-            dataset.load_split("train").unwrap(),
-            dataset.load_split("test").unwrap(),
-        );
-        let preset = ModelPreset::Uci;
-        let config = preset.config(train_split.dense_width(), &dataset.manifest().table_sizes());
-        let weights = train(preset, config, &train_split, preset.train_config().epochs);
-        let (model, _) =
-            dlrm::quantize(&weights, &train_split, &QuantizeConfig::default()).unwrap();
-        Some(Uci {
-            dir,
-            prepared,
-            test,
-            weights,
-            model,
-        })
-    }
-
-    fn rows(&self, limit: usize) -> Vec<(Vec<f32>, Vec<u32>)> {
-        (0..self.test.rows().min(limit))
-            .map(|r| {
-                (
-                    self.test.dense_row(r).to_vec(),
-                    self.test.categorical_row(r).to_vec(),
-                )
-            })
-            .collect()
-    }
 }
 
 #[test]

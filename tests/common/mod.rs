@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+pub(crate) mod uci;
+
 pub(crate) fn dlrm_he() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dlrm-he"))
 }
