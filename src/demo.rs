@@ -9,7 +9,7 @@ use crate::infer_command::InferArgs;
 use crate::keygen_command::KeygenArgs;
 use crate::prepare::{CriteoArgs, SplitArg, SyntheticArgs};
 use crate::quantize_command::QuantizeArgs;
-use crate::session::SessionArgs;
+use crate::session::{Session, SessionArgs, split_rows};
 use crate::train_command::{TablesArg, TrainArgs};
 use crate::training::{PresetArg, TrainSettings};
 
@@ -40,14 +40,14 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
 
-    println!("== 1/6 generate synthetic Criteo-shaped data");
+    println!("== 1/7 generate synthetic Criteo-shaped data");
     crate::prepare::generate(&SyntheticArgs {
         out: raw.clone(),
         rows: args.rows,
         scale: args.scale,
         seed: 1,
     })?;
-    println!("== 2/6 prepare it (vocabularies, splits, manifest)");
+    println!("== 2/7 prepare it (vocabularies, splits, manifest)");
     crate::prepare::run(crate::prepare::PrepareCommand::Criteo(CriteoArgs {
         input: raw,
         out: prepared.clone(),
@@ -63,7 +63,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
     let model = args.dir.join("model");
     let quantized = args.dir.join("model.quantized.json");
     let keys = args.dir.join("keys");
-    println!("== 3/6 train a criteo-small DLRM with digit tables (one epoch)");
+    println!("== 3/7 train a criteo-small DLRM with digit tables (one epoch)");
     crate::train_command::train(TrainArgs {
         data: prepared.clone(),
         preset: PresetArg::CriteoSmall,
@@ -77,7 +77,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         },
         out: model.clone(),
     })?;
-    println!("== 4/6 quantize it into the integer model the encrypted executor runs");
+    println!("== 4/7 quantize it into the integer model the encrypted executor runs");
     crate::quantize_command::quantize(QuantizeArgs {
         model: model.clone(),
         data: Some(prepared.clone()),
@@ -98,17 +98,17 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         finetuned_out: None,
         simulate_seed: 1,
     })?;
-    println!("== 5/6 generate keys");
+    println!("== 5/7 generate keys");
     crate::keygen_command::keygen(KeygenArgs {
         out: keys.clone(),
         parameter_set: fhe::ParameterSetId::default(),
     })?;
-    println!("== 6/6 encrypt held-out rows, run the model on ciphertexts, decrypt, compare");
+    println!("== 6/7 encrypt held-out rows, run the model on ciphertexts, decrypt, compare");
     crate::infer_command::infer(InferArgs {
         session: SessionArgs {
-            model: quantized,
-            keys,
-            data: Some(prepared),
+            model: quantized.clone(),
+            keys: keys.clone(),
+            data: Some(prepared.clone()),
         },
         input: None,
         split: Some("test".into()),
@@ -123,5 +123,16 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         candidates: None,
         max_candidates: 1000,
         roles: None,
-    })
+    })?;
+    println!(
+        "\n== 7/7 one ranked request: the first test row's dense features and tables 0-12 (the user's, encrypted once) with the next {RANKED_CANDIDATES} test rows' tables 13-25 as candidates (public), the same model served with the illustrative 13/13 roles (docs/rank.md)"
+    );
+    let roles = std::path::Path::new(crate::roles_arg::CRITEO_SPLIT);
+    let session = Session::open_with_roles(&quantized, &keys, Some(roles))?;
+    let rows = split_rows(&prepared, "test", RANKED_CANDIDATES + 1)?;
+    let (user, candidates) = rows.split_first().context("an empty test split")?;
+    crate::infer_command::rank(&session, user, candidates, 1)
 }
+
+/// Candidates of the demo's ranked request.
+const RANKED_CANDIDATES: usize = 20;

@@ -157,7 +157,7 @@ pub(crate) fn infer(args: InferArgs) -> anyhow::Result<()> {
 }
 
 /// One ranked request: `user`'s private features and each candidate row's public ones.
-fn rank(
+pub(crate) fn rank(
     session: &Session,
     user: &MappedRow,
     candidate_rows: &[MappedRow],

@@ -15,6 +15,7 @@ pub enum PresetArg {
     Uci,
     CriteoSmall,
     CriteoDlrm,
+    CriteoRank,
 }
 
 impl From<PresetArg> for ModelPreset {
@@ -23,6 +24,7 @@ impl From<PresetArg> for ModelPreset {
             PresetArg::Uci => ModelPreset::Uci,
             PresetArg::CriteoSmall => ModelPreset::CriteoSmall,
             PresetArg::CriteoDlrm => ModelPreset::CriteoDlrm,
+            PresetArg::CriteoRank => ModelPreset::CriteoRank,
         }
     }
 }

@@ -66,10 +66,10 @@ fn plan_counts_a_ranked_request() {
     let output = plan(&roles, "10");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
-    // Bottom 3 + 2 once, the top layer's 3 activations per candidate.
+    // Bottom 3 + 2 and the top layer's 3 blind rotations once, nothing per candidate.
     assert!(
         stdout.contains(
-            "ranked request, 10 candidates: 5 bootstraps once + 3 per candidate x 10 = 35"
+            "ranked request, 10 candidates: 8 bootstraps once + 0 per candidate x 10 = 8"
         ),
         "{stdout}"
     );

@@ -260,14 +260,19 @@ pub enum ModelPreset {
     CriteoSmall,
     /// The reference Kaggle DLRM: bottom 13-512-256-64-16, d = 16, dot, top 512-256-1.
     CriteoDlrm,
+    /// Criteo for ranked requests: `criteo-small` with a one-hidden-layer head (top 64-1), so
+    /// that a candidate costs no bootstrap (the head's blind rotations run once per request,
+    /// docs/rank.md); with 26 tables the illustrative 13/13 roles are set.
+    CriteoRank,
 }
 
 impl ModelPreset {
     /// Every preset with its command-line name.
-    pub const ALL: [(&'static str, ModelPreset); 3] = [
+    pub const ALL: [(&'static str, ModelPreset); 4] = [
         ("uci", Self::Uci),
         ("criteo-small", Self::CriteoSmall),
         ("criteo-dlrm", Self::CriteoDlrm),
+        ("criteo-rank", Self::CriteoRank),
     ];
 
     /// A preset by its command-line name.
@@ -283,7 +288,7 @@ impl ModelPreset {
     pub fn embedding_policy(self) -> EmbeddingPolicy {
         match self {
             Self::Uci | Self::CriteoDlrm => EmbeddingPolicy::Full,
-            Self::CriteoSmall => EmbeddingPolicy::Digits { max_inputs: 256 },
+            Self::CriteoSmall | Self::CriteoRank => EmbeddingPolicy::Digits { max_inputs: 256 },
         }
     }
 
@@ -313,6 +318,7 @@ impl ModelPreset {
         let (bottom, embedding_dim, interaction, top) = match self {
             Self::Uci => (vec![8, 4], 4, Interaction::Concat, vec![4, 1]),
             Self::CriteoSmall => (vec![32, 16], 16, Interaction::Concat, vec![64, 16, 1]),
+            Self::CriteoRank => (vec![32, 16], 16, Interaction::Concat, vec![64, 1]),
             Self::CriteoDlrm => (
                 vec![512, 256, 64, 16],
                 16,
@@ -334,7 +340,10 @@ impl ModelPreset {
             tables,
             interaction,
             top,
-            roles: FeatureRoles::default(),
+            roles: match (self, table_rows.len()) {
+                (Self::CriteoRank, 26) => FeatureRoles::criteo_illustrative(),
+                _ => FeatureRoles::default(),
+            },
         }
     }
 
@@ -353,7 +362,7 @@ impl ModelPreset {
                 patience: None,
                 seed: 7,
             },
-            Self::CriteoSmall | Self::CriteoDlrm => TrainConfig {
+            Self::CriteoSmall | Self::CriteoDlrm | Self::CriteoRank => TrainConfig {
                 epochs: 4,
                 batch_size: 1024,
                 learning_rate: 2e-3,

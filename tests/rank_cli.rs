@@ -1,0 +1,189 @@
+//! `dlrm-he infer --candidates` and `dlrm-he bench rank` from the command line, on the tiny
+//! model (exact by construction) served with its digit table public: every candidate's
+//! decrypted score is the integer reference's, and bad inputs stop with a reason.
+
+#[allow(dead_code)] // the serve helpers are for other test binaries
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::dlrm_he;
+
+struct Files {
+    _dir: tempfile::TempDir,
+    model: PathBuf,
+    roles: PathBuf,
+    keys: PathBuf,
+    rows: PathBuf,
+}
+
+/// The tiny model, a roles file making table 1 public, keys, and 12 encoded rows whose
+/// table-1 ids cover the table.
+fn files() -> Files {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    infer::testing::tiny_model()
+        .save(&path("tiny.json"))
+        .unwrap();
+    std::fs::write(path("roles.json"), r#"{"tables": ["private", "public"]}"#).unwrap();
+    client::KeyDirectory::generate(&path("keys"), fhe::ParameterSetId::default()).unwrap();
+    let mut rows = String::from("x0,x1,c0,c1\n");
+    for k in 0..12 {
+        rows += &format!(
+            "{},{},{},{}\n",
+            1.5 - 0.25 * k as f32,
+            0.5,
+            k % 5,
+            (k * 7) % 10
+        );
+    }
+    std::fs::write(path("rows.csv"), rows).unwrap();
+    Files {
+        model: path("tiny.json"),
+        roles: path("roles.json"),
+        keys: path("keys"),
+        rows: path("rows.csv"),
+        _dir: dir,
+    }
+}
+
+fn run(args: &[&Path]) -> Output {
+    dlrm_he()
+        .args(args.iter().map(|a| a.as_os_str()))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn infer_ranks_candidates_as_the_reference_does() {
+    let f = files();
+    let p = Path::new;
+    let output = run(&[
+        p("infer"),
+        p("--model"),
+        &f.model,
+        p("--keys"),
+        &f.keys,
+        p("--roles"),
+        &f.roles,
+        p("--encoded"),
+        &f.rows,
+        p("--candidates"),
+        &f.rows,
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("ranked request, 12 candidates"), "{stdout}");
+    // Exact by construction: every candidate's class and every pair's order as the reference's.
+    assert!(
+        stdout.contains("class equal to the integer reference for 100.0% of candidates"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" 0 of "), "{stdout}");
+    let scored = stdout
+        .lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some("+0"))
+        .count();
+    assert_eq!(scored, 12, "{stdout}");
+
+    // Without public tables there is nothing to rank; an empty file holds no candidate.
+    let output = run(&[
+        p("infer"),
+        p("--model"),
+        &f.model,
+        p("--keys"),
+        &f.keys,
+        p("--encoded"),
+        &f.rows,
+        p("--candidates"),
+        &f.rows,
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("no public table") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let empty = f.rows.with_file_name("empty.csv");
+    std::fs::write(&empty, "x0,x1,c0,c1\n").unwrap();
+    let output = run(&[
+        p("infer"),
+        p("--model"),
+        &f.model,
+        p("--keys"),
+        &f.keys,
+        p("--roles"),
+        &f.roles,
+        p("--encoded"),
+        &f.rows,
+        p("--candidates"),
+        &empty,
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("empty.csv") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bench_rank_times_ranked_requests_beside_single_rows() {
+    let f = files();
+    let p = Path::new;
+    let output = run(&[
+        p("bench"),
+        p("rank"),
+        p("--model"),
+        &f.model,
+        p("--keys"),
+        &f.keys,
+        p("--roles"),
+        &f.roles,
+        p("--encoded"),
+        &f.rows,
+        p("--candidates"),
+        p("1,12"),
+        p("--single-requests"),
+        p("1"),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for k in ["1", "12"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(k))
+            .unwrap_or_else(|| panic!("no line for K = {k}: {stdout}"));
+        // 8 rotations and bootstraps once, none per candidate; every class as the reference's.
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((fields[4], fields[5]), ("8", "0"), "{line}");
+        assert!(line.contains("100.0%"), "{line}");
+    }
+    let output = run(&[
+        p("bench"),
+        p("rank"),
+        p("--model"),
+        &f.model,
+        p("--keys"),
+        &f.keys,
+        p("--encoded"),
+        &f.rows,
+        p("--candidates"),
+        p("0"),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("at least 1") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
