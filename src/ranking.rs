@@ -40,6 +40,9 @@ pub(crate) struct RankingAgreement {
     pub misordered_close: usize,
     /// Pairs farther apart than a bootstrap error that the encrypted scores order otherwise.
     pub misordered_apart: usize,
+    /// Of those, pairs farther apart than twice that (the reach is the largest deviation a
+    /// few `simulate` passes drew, so rarer, larger misreads can pass it).
+    pub misordered_far: usize,
 }
 
 impl RankOutcome {
@@ -64,6 +67,7 @@ pub(crate) fn ranking_agreement(
         close: 0,
         misordered_close: 0,
         misordered_apart: 0,
+        misordered_far: 0,
     };
     for i in 0..reference.len() {
         for j in 0..i {
@@ -72,12 +76,17 @@ pub(crate) fn ranking_agreement(
                 continue;
             }
             agreement.pairs += 1;
-            let close = (reference[i] - reference[j]).abs() as f64 <= reach[i] + reach[j];
+            let distance = (reference[i] - reference[j]).abs() as f64;
+            let close = distance <= reach[i] + reach[j];
             let misordered = encrypted[i].cmp(&encrypted[j]) != order;
             agreement.close += usize::from(close);
             match (close, misordered) {
                 (true, true) => agreement.misordered_close += 1,
-                (false, true) => agreement.misordered_apart += 1,
+                (false, true) => {
+                    agreement.misordered_apart += 1;
+                    let far = distance > 2.0 * (reach[i] + reach[j]);
+                    agreement.misordered_far += usize::from(far);
+                }
                 _ => {}
             }
         }
@@ -203,5 +212,9 @@ mod tests {
         assert_eq!((swapped.misordered_close, swapped.misordered_apart), (1, 0));
         let wrong = ranking_agreement(&reference, &[30, 9, 22, 23, 19], &reach);
         assert_eq!(wrong.misordered_apart, 4);
+        assert_eq!(wrong.misordered_far, 4);
+        // 6 apart with reaches of 2: beyond a bootstrap error (4), not beyond twice it (8).
+        let near = ranking_agreement(&[0, 6], &[7, 1], &[2.0, 2.0]);
+        assert_eq!((near.misordered_apart, near.misordered_far), (1, 0));
     }
 }
