@@ -48,8 +48,14 @@ fn files() -> Files {
     }
 }
 
-fn run(args: &[&Path]) -> Output {
+/// `dlrm-he COMMAND --model M --keys K ARGS...`.
+fn run(command: &[&str], f: &Files, args: &[&Path]) -> Output {
     dlrm_he()
+        .args(command)
+        .arg("--model")
+        .arg(&f.model)
+        .arg("--keys")
+        .arg(&f.keys)
         .args(args.iter().map(|a| a.as_os_str()))
         .output()
         .unwrap()
@@ -59,19 +65,18 @@ fn run(args: &[&Path]) -> Output {
 fn infer_ranks_candidates_as_the_reference_does() {
     let f = files();
     let p = Path::new;
-    let output = run(&[
-        p("infer"),
-        p("--model"),
-        &f.model,
-        p("--keys"),
-        &f.keys,
-        p("--roles"),
-        &f.roles,
-        p("--encoded"),
-        &f.rows,
-        p("--candidates"),
-        &f.rows,
-    ]);
+    let output = run(
+        &["infer"],
+        &f,
+        &[
+            p("--roles"),
+            &f.roles,
+            p("--encoded"),
+            &f.rows,
+            p("--candidates"),
+            &f.rows,
+        ],
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -92,17 +97,11 @@ fn infer_ranks_candidates_as_the_reference_does() {
     assert_eq!(scored, 12, "{stdout}");
 
     // Without public tables there is nothing to rank; an empty file holds no candidate.
-    let output = run(&[
-        p("infer"),
-        p("--model"),
-        &f.model,
-        p("--keys"),
-        &f.keys,
-        p("--encoded"),
-        &f.rows,
-        p("--candidates"),
-        &f.rows,
-    ]);
+    let output = run(
+        &["infer"],
+        &f,
+        &[p("--encoded"), &f.rows, p("--candidates"), &f.rows],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
@@ -111,19 +110,18 @@ fn infer_ranks_candidates_as_the_reference_does() {
     );
     let empty = f.rows.with_file_name("empty.csv");
     std::fs::write(&empty, "x0,x1,c0,c1\n").unwrap();
-    let output = run(&[
-        p("infer"),
-        p("--model"),
-        &f.model,
-        p("--keys"),
-        &f.keys,
-        p("--roles"),
-        &f.roles,
-        p("--encoded"),
-        &f.rows,
-        p("--candidates"),
-        &empty,
-    ]);
+    let output = run(
+        &["infer"],
+        &f,
+        &[
+            p("--roles"),
+            &f.roles,
+            p("--encoded"),
+            &f.rows,
+            p("--candidates"),
+            &empty,
+        ],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
@@ -136,22 +134,20 @@ fn infer_ranks_candidates_as_the_reference_does() {
 fn bench_rank_times_ranked_requests_beside_single_rows() {
     let f = files();
     let p = Path::new;
-    let output = run(&[
-        p("bench"),
-        p("rank"),
-        p("--model"),
-        &f.model,
-        p("--keys"),
-        &f.keys,
-        p("--roles"),
-        &f.roles,
-        p("--encoded"),
-        &f.rows,
-        p("--candidates"),
-        p("1,12"),
-        p("--single-requests"),
-        p("1"),
-    ]);
+    let output = run(
+        &["bench", "rank"],
+        &f,
+        &[
+            p("--roles"),
+            &f.roles,
+            p("--encoded"),
+            &f.rows,
+            p("--candidates"),
+            p("1,12"),
+            p("--single-requests"),
+            p("1"),
+        ],
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -168,18 +164,11 @@ fn bench_rank_times_ranked_requests_beside_single_rows() {
         assert_eq!((fields[4], fields[5]), ("8", "0"), "{line}");
         assert!(line.contains("100.0%"), "{line}");
     }
-    let output = run(&[
-        p("bench"),
-        p("rank"),
-        p("--model"),
-        &f.model,
-        p("--keys"),
-        &f.keys,
-        p("--encoded"),
-        &f.rows,
-        p("--candidates"),
-        p("0"),
-    ]);
+    let output = run(
+        &["bench", "rank"],
+        &f,
+        &[p("--encoded"), &f.rows, p("--candidates"), p("0")],
+    );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -11,7 +11,7 @@ use fhe::{LweBatch, ParameterSetId, SeededGlweBatch};
 
 use crate::error::{InferError, Result, malformed};
 use crate::interface::ModelInterface;
-use crate::wire::{MAX_HEADER_BYTES, decode, encode, read_glwes};
+use crate::wire::{MAX_HEADER_BYTES, decode, encode, encrypted_inputs};
 
 const REQUEST_KIND: &str = "rank-request";
 const RESPONSE_KIND: &str = "rank-response";
@@ -137,21 +137,10 @@ impl RankRequest {
     ) -> Result<Self> {
         let what = "rank request";
         let sections = decode(bytes, what, REQUEST_KIND, interface, 3)?;
-        let (dense_count, query_count) = interface.rank_request_glwe_counts()?;
-        let expected_sections = if query_count == 0 { 2 } else { 3 };
-        if sections.len() != expected_sections {
-            return Err(malformed(
-                what,
-                format!("{} sections, expected {expected_sections}", sections.len()),
-            ));
-        }
-        let set = interface.parameter_set;
-        let dense = read_glwes(sections[0], set, dense_count, "dense")?;
-        let query = (query_count > 0)
-            .then(|| read_glwes(sections[1], set, query_count, "query"))
-            .transpose()?;
+        let counts = interface.rank_request_glwe_counts()?;
+        let (dense, query) = encrypted_inputs(&sections, interface, counts, 1, what)?;
         let public = interface.roles.public_tables(interface.tables.len()).len();
-        let ids = sections[expected_sections - 1];
+        let ids = sections[sections.len() - 1];
         let per_candidate = 4 * public.max(1);
         if !ids.len().is_multiple_of(per_candidate) {
             return Err(malformed(
@@ -183,7 +172,7 @@ impl RankRequest {
         check_candidates(interface, &candidates, max_candidates)?;
         Ok(RankRequest {
             model_id: interface.model_id.clone(),
-            parameter_set: set,
+            parameter_set: interface.parameter_set,
             dense,
             query,
             candidates,

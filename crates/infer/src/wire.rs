@@ -177,31 +177,43 @@ impl Request {
     pub fn from_bytes(bytes: &[u8], interface: &ModelInterface) -> Result<Self> {
         let what = "request";
         let sections = decode(bytes, what, "request", interface, 2)?;
-        let (dense_count, query_count) = interface.request_glwe_counts()?;
-        let expected_sections = if query_count == 0 { 1 } else { 2 };
-        if sections.len() != expected_sections {
-            return Err(malformed(
-                what,
-                format!("{} sections, expected {expected_sections}", sections.len()),
-            ));
-        }
-        let set = interface.parameter_set;
-        let dense = read_glwes(sections[0], set, dense_count, "dense")?;
-        let query = sections
-            .get(1)
-            .map(|bytes| read_glwes(bytes, set, query_count, "query"))
-            .transpose()?;
+        let counts = interface.request_glwe_counts()?;
+        let (dense, query) = encrypted_inputs(&sections, interface, counts, 0, what)?;
         Ok(Request {
             model_id: interface.model_id.clone(),
-            parameter_set: set,
+            parameter_set: interface.parameter_set,
             dense,
             query,
         })
     }
 }
 
+/// The dense and query sections a request starts with (`counts` GLWE ciphertexts each; no
+/// query section when its count is 0), checking that exactly `extra` sections follow them.
+pub(crate) fn encrypted_inputs(
+    sections: &[&[u8]],
+    interface: &ModelInterface,
+    (dense_count, query_count): (usize, usize),
+    extra: usize,
+    what: &'static str,
+) -> Result<(SeededGlweBatch, Option<SeededGlweBatch>)> {
+    let expected = 1 + usize::from(query_count > 0) + extra;
+    if sections.len() != expected {
+        return Err(malformed(
+            what,
+            format!("{} sections, expected {expected}", sections.len()),
+        ));
+    }
+    let set = interface.parameter_set;
+    let dense = read_glwes(sections[0], set, dense_count, "dense")?;
+    let query = (query_count > 0)
+        .then(|| read_glwes(sections[1], set, query_count, "query"))
+        .transpose()?;
+    Ok((dense, query))
+}
+
 /// A section of exactly `count` seeded GLWE ciphertexts.
-pub(crate) fn read_glwes(
+fn read_glwes(
     bytes: &[u8],
     set: ParameterSetId,
     count: usize,
