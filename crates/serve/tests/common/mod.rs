@@ -36,10 +36,21 @@ pub(crate) fn keys() -> &'static Keys {
 }
 
 /// [`tiny`] served on a free loopback port, its keys kept in `store`.
+#[allow(dead_code)] // Not every test file serves the tiny model alone.
 pub(crate) fn start_tiny(
     store: &Path,
     access: Access,
     limits: Limits,
+) -> serve::Result<RunningService> {
+    start_models(store, access, limits, vec![tiny()])
+}
+
+/// `models` served on a free loopback port, their keys kept in `store`.
+pub(crate) fn start_models(
+    store: &Path,
+    access: Access,
+    limits: Limits,
+    models: Vec<NamedModel>,
 ) -> serve::Result<RunningService> {
     let config = ServiceConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
@@ -49,10 +60,11 @@ pub(crate) fn start_tiny(
         handle_signals: false,
     };
     let store = Arc::new(DirectoryKeyStore::open(store).unwrap());
-    RunningService::start(config, store, vec![tiny()])
+    RunningService::start(config, store, models)
 }
 
 /// The tiny hand-made model (`infer::testing`) under the name `tiny`.
+#[allow(dead_code)] // Not every test file serves the tiny model alone.
 pub(crate) fn tiny() -> NamedModel {
     NamedModel {
         name: "tiny".into(),
