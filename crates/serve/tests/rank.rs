@@ -7,10 +7,10 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use client::{Client, ClientError, ServiceClient};
-use common::{call, error_code, keys, stalled_call};
+use common::{call, error_code, eventually, keys, metric, stalled_call};
 use dlrm::{FeatureRoles, QuantizedModel, Role};
 use fhe::ParameterSetId;
 use infer::{ModelInterface, RankRequest, ServerModel};
@@ -440,27 +440,6 @@ fn tenants_rank_only_with_their_own_keys() {
     let numerators: Vec<i64> = predictions.iter().map(|p| p.logit_numerator).collect();
     assert_eq!(numerators, reference);
     service.shutdown().unwrap();
-}
-
-/// The value of an unlabelled series of `/metrics`.
-fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let (_, text) = call(addr, "GET", "/metrics", &[], b"");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-}
-
-/// Polls `condition` every 20 ms until it holds, for at most `within`.
-fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < within {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
 }
 
 #[test]
