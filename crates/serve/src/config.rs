@@ -52,7 +52,7 @@ pub struct Limits {
     /// with 413 `too_many_candidates`, and the body limit of a ranked request follows from it.
     /// The default, 1,000, covers the tens to thousands of candidates a recommendation backend
     /// ranks per user (issue 15's largest K). It bounds what one call holds: its answer, one
-    /// 16 KiB ciphertext per candidate (16 MiB at 1,000, a quarter of what the client reads),
+    /// 16 KiB ciphertext per candidate (16 MiB at 1,000),
     /// and its server time, a whole per-candidate part per candidate (the model's plan says how
     /// many bootstraps): lower it for a model with a costly per-candidate head. At most
     /// [`MAX_CANDIDATES`].
