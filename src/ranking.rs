@@ -106,8 +106,9 @@ pub(crate) fn split_ids(model: &QuantizedModel, row: &MappedRow) -> (Vec<u32>, V
 }
 
 impl Session {
-    /// Ranks `candidates` (public ids each) for `user`'s private inputs: encrypts, runs in
-    /// this process, decrypts, and computes the reference and a `simulate` pass per seed.
+    /// Ranks `candidates` (public ids each) for `user`'s private inputs: encrypts, runs (in
+    /// this process, or on the session's service), decrypts, and computes the reference and a
+    /// `simulate` pass per seed.
     pub(crate) fn run_ranked(
         &self,
         user: &MappedRow,
@@ -120,17 +121,11 @@ impl Session {
             );
         }
         let (private_ids, _) = split_ids(&self.model, user);
-        let interface = self.server.interface();
         let started = Instant::now();
-        let request = infer::encrypt_rank_request(
-            &self.client_key,
-            interface,
-            &user.dense,
-            &private_ids,
-            candidates,
-            candidates.len(),
-        )?
-        .to_bytes()?;
+        let request = self
+            .client
+            .encrypt_rank(&user.dense, &private_ids, candidates)?
+            .to_bytes()?;
         let encrypt = started.elapsed();
         let (response, server) = match &self.remote {
             None => self.server.rank_bytes_until(
@@ -139,11 +134,16 @@ impl Session {
                 candidates.len(),
                 &|| false,
             )?,
-            Some(_) => bail!("ranked requests to a service are not supported yet"),
+            Some(remote) => {
+                let answer = remote.http.rank(&remote.model, &remote.key_id, &request)?;
+                (answer.bytes, answer.stages.unwrap_or_default())
+            }
         };
         let started = Instant::now();
-        let answer = infer::RankResponse::from_bytes(&response, interface, candidates.len())?;
-        let encrypted = infer::decrypt_rank_response(&self.client_key, interface, &answer)?;
+        let predictions = self
+            .client
+            .decrypt_rank_bytes(&response, candidates.len())?;
+        let encrypted = predictions.iter().map(|p| p.logit_numerator).collect();
         let decrypt = started.elapsed();
 
         let model = &self.model;

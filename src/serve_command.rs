@@ -75,6 +75,10 @@ pub(crate) struct LimitArgs {
     /// Decompressed server keys kept in memory.
     #[arg(long, default_value_t = 16)]
     pub key_cache: usize,
+    /// Most candidates in one ranked request (`POST /v1/models/{name}/rank`); more are refused
+    /// with 413 `too_many_candidates`.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_candidates: usize,
 }
 
 impl LimitArgs {
@@ -91,6 +95,7 @@ impl LimitArgs {
         }
         limits.queue_timeout = Duration::from_secs(self.queue_timeout);
         limits.key_cache = self.key_cache;
+        limits.max_candidates = self.max_candidates;
         limits
     }
 }

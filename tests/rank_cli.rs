@@ -2,13 +2,12 @@
 //! model (exact by construction) served with its digit table public: every candidate's
 //! decrypted score is the integer reference's, and bad inputs stop with a reason.
 
-#[allow(dead_code)] // the serve helpers are for other test binaries
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::dlrm_he;
+use common::{ServeProcess, dlrm_he};
 
 struct Files {
     _dir: tempfile::TempDir,
@@ -175,4 +174,48 @@ fn bench_rank_times_ranked_requests_beside_single_rows() {
         stderr.contains("at least 1") && !stderr.contains("panicked"),
         "{stderr}"
     );
+}
+
+#[test]
+fn infer_ranks_candidates_on_a_service() {
+    let f = files();
+    // The service serves the model file, so the roles are the file's own here.
+    let ranked = f.model.with_file_name("ranked.json");
+    let roles = dlrm::FeatureRoles {
+        dense: vec![],
+        tables: vec![dlrm::Role::Private, dlrm::Role::Public],
+    };
+    infer::testing::tiny_model()
+        .with_roles(roles)
+        .unwrap()
+        .save(&ranked)
+        .unwrap();
+    let server = ServeProcess::start(&ranked, &f.model.with_file_name("store"));
+    let output = dlrm_he()
+        .args(["infer", "--server", &server.url(), "--model"])
+        .arg(&ranked)
+        .arg("--keys")
+        .arg(&f.keys)
+        .arg("--encoded")
+        .arg(&f.rows)
+        .arg("--candidates")
+        .arg(&f.rows)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("ranked request, 12 candidates"), "{stdout}");
+    assert!(
+        stdout.contains("class equal to the integer reference for 100.0% of candidates"),
+        "{stdout}"
+    );
+    let exact = stdout
+        .lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some("+0"))
+        .count();
+    assert_eq!(exact, 12, "{stdout}");
 }

@@ -14,6 +14,10 @@ use crate::error::{ClientError, Result};
 const KEY_HEADER: &str = "x-key-id";
 /// Largest JSON or ciphertext answer read from a service.
 const MAX_ANSWER_BYTES: u64 = 64 << 20;
+/// Largest answer to a ranked request read from a service: one 16 KiB ciphertext per
+/// candidate, up to the 65,536 candidates a service may be configured to take
+/// (`serve::MAX_CANDIDATES`), and the frame.
+const MAX_RANK_ANSWER_BYTES: u64 = (1 << 30) + (1 << 20);
 
 /// A connection to one service.
 pub struct ServiceClient {
@@ -232,6 +236,40 @@ impl ServiceClient {
         Ok(Answer { bytes, stages })
     }
 
+    /// Runs one ranked request (the bytes of an [`infer::RankRequest`]: the user's encrypted
+    /// private inputs and the candidates' public ids) with the key `key_id`; returns the
+    /// encrypted answer's bytes (one numerator per candidate, for
+    /// [`Client::decrypt_rank_bytes`](crate::Client::decrypt_rank_bytes)) and the server's
+    /// stage timings. A service refuses more candidates than its `max_candidates` with 413
+    /// `too_many_candidates`, and a model without public tables with 400 `no_public_tables`.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), client::ClientError> {
+    /// let keys = client::KeyDirectory::open("my-keys".as_ref())?;
+    /// let http = client::ServiceClient::new("http://127.0.0.1:8080", std::time::Duration::from_secs(600))?;
+    /// let key_id = http.register_key(&keys.load_server_key()?)?.key_id;
+    /// // A model whose table 0 is private and table 1 public.
+    /// let client = client::Client::new(keys.load_client_key()?, http.model_interface("shop")?)?;
+    /// let candidates = vec![vec![1], vec![7], vec![4]];
+    /// let request = client.encrypt_rank(&[0.5, -1.0], &[3], &candidates)?;
+    /// let answer = http.rank("shop", &key_id, &request.to_bytes()?)?;
+    /// let predictions = client.decrypt_rank_bytes(&answer.bytes, candidates.len())?;
+    /// println!("best: {:?}", candidates[client::ranking(&predictions)[0]]);
+    /// # Ok(()) }
+    /// ```
+    pub fn rank(&self, model: &str, key_id: &str, request: &[u8]) -> Result<Answer> {
+        let url = format!("{}/v1/models/{model}/rank", self.base);
+        let response = self.post_binary(&url, key_id, request);
+        let stages = response
+            .as_ref()
+            .ok()
+            .and_then(|r| r.headers().get("server-timing"))
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_server_timing);
+        let bytes = self.answer_within(&url, response, MAX_RANK_ANSWER_BYTES)?;
+        Ok(Answer { bytes, stages })
+    }
+
     /// Runs several requests in one call; the responses come back in order.
     pub fn infer_batch(
         &self,
@@ -270,12 +308,22 @@ impl ServiceClient {
         url: &str,
         response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<Vec<u8>> {
+        self.answer_within(url, response, MAX_ANSWER_BYTES)
+    }
+
+    /// [`Self::answer`], reading at most `limit` bytes.
+    fn answer_within(
+        &self,
+        url: &str,
+        response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        limit: u64,
+    ) -> Result<Vec<u8>> {
         let mut response = response.map_err(|e| unanswered(url, e))?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()
             .with_config()
-            .limit(MAX_ANSWER_BYTES)
+            .limit(limit)
             .read_to_vec()
             .map_err(|e| self.bad_answer(url, e))?;
         if (200..300).contains(&status) {

@@ -35,6 +35,14 @@ pub enum InferError {
         /// The model it says it is for.
         found: String,
     },
+    /// A ranked request with more candidates than the reader takes.
+    #[error("{count} candidates, at most {max} are taken (a ranked request carries 1 to {max})")]
+    TooManyCandidates {
+        /// The candidates the request carries.
+        count: usize,
+        /// The most the reader takes.
+        max: usize,
+    },
     /// The caller gave up (a client that disconnected); the request stopped at a layer
     /// boundary, `stage` the one it would have started.
     #[error("abandoned by its caller before the {stage} stage")]

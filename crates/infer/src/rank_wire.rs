@@ -54,10 +54,16 @@ pub(crate) fn check_candidates(
             "the model has no public table: rank candidates with single-row requests".into(),
         ));
     }
-    if candidates.is_empty() || candidates.len() > max {
+    if candidates.len() > max {
+        return Err(InferError::TooManyCandidates {
+            count: candidates.len(),
+            max,
+        });
+    }
+    if candidates.is_empty() {
         return Err(malformed(
             "candidates",
-            format!("{} candidates, expected 1 to {max}", candidates.len()),
+            format!("0 candidates, expected 1 to {max}"),
         ));
     }
     for (k, ids) in candidates.iter().enumerate() {
@@ -152,13 +158,10 @@ impl RankRequest {
             ));
         }
         if ids.len() / per_candidate > max_candidates {
-            return Err(malformed(
-                what,
-                format!(
-                    "{} candidates, at most {max_candidates} are taken",
-                    ids.len() / per_candidate
-                ),
-            ));
+            return Err(InferError::TooManyCandidates {
+                count: ids.len() / per_candidate,
+                max: max_candidates,
+            });
         }
         let candidates: Vec<Vec<u32>> = ids
             .chunks_exact(per_candidate)

@@ -48,7 +48,20 @@ pub struct Limits {
     /// Open connections at once; further clients wait in the operating system's accept queue
     /// until one closes.
     pub max_connections: usize,
+    /// Most candidates in one ranked request (`POST /v1/models/{name}/rank`); more are refused
+    /// with 413 `too_many_candidates`, and the body limit of a ranked request follows from it.
+    /// The default, 1,000, covers the tens to thousands of candidates a recommendation backend
+    /// ranks per user (issue 15's largest K). It bounds what one call holds: its answer, one
+    /// 16 KiB ciphertext per candidate (16 MiB at 1,000),
+    /// and its server time, a whole per-candidate part per candidate (the model's plan says how
+    /// many bootstraps): lower it for a model with a costly per-candidate head. At most
+    /// [`MAX_CANDIDATES`].
+    pub max_candidates: usize,
 }
+
+/// The largest [`Limits::max_candidates`] a service takes: answers of about 1 GiB (16 KiB per
+/// candidate), what `client::ServiceClient::rank` reads at most.
+pub const MAX_CANDIDATES: usize = 1 << 16;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -68,6 +81,7 @@ impl Default for Limits {
             key_cache: 16,
             max_store_bytes: 16 << 30,
             max_connections: 256,
+            max_candidates: 1_000,
         }
     }
 }
@@ -82,13 +96,21 @@ impl Limits {
             ("max_batch", self.max_batch),
             ("key_cache", self.key_cache),
             ("max_connections", self.max_connections),
+            ("max_candidates", self.max_candidates),
         ];
-        match counts.iter().find(|(_, n)| *n == 0) {
-            Some((name, _)) => Err(ServeError::Config(format!(
+        if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(ServeError::Config(format!(
                 "limit {name} must be at least 1"
-            ))),
-            None => Ok(()),
+            )));
         }
+        if self.max_candidates > MAX_CANDIDATES {
+            return Err(ServeError::Config(format!(
+                "limit max_candidates is {}, at most {MAX_CANDIDATES} are served (answers of \
+                 16 KiB per candidate)",
+                self.max_candidates
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -111,12 +111,17 @@ impl From<ServeError> for ApiError {
 impl From<infer::InferError> for ApiError {
     fn from(error: infer::InferError) -> Self {
         use infer::InferError;
-        let code = match &error {
-            InferError::ModelMismatch { .. } => "wrong_model",
-            InferError::Fhe(fhe::FheError::ParameterSetMismatch { .. }) => "wrong_parameter_set",
-            _ => "bad_request",
+        let (status, code) = match &error {
+            InferError::ModelMismatch { .. } => (StatusCode::BAD_REQUEST, "wrong_model"),
+            InferError::Fhe(fhe::FheError::ParameterSetMismatch { .. }) => {
+                (StatusCode::BAD_REQUEST, "wrong_parameter_set")
+            }
+            InferError::TooManyCandidates { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "too_many_candidates")
+            }
+            _ => (StatusCode::BAD_REQUEST, "bad_request"),
         };
-        ApiError::new(StatusCode::BAD_REQUEST, code, error.to_string())
+        ApiError::new(status, code, error.to_string())
     }
 }
 

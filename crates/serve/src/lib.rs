@@ -12,7 +12,8 @@
 //!   connections, over TLS when given a [`TlsConfig`] (`tls.rs`).
 //! - Every call is logged and measured (`observe.rs`), then routed (`routes/`): keys
 //!   (`routes/keys.rs`, kept by a [`KeyStore`] such as [`DirectoryKeyStore`], `store.rs`),
-//!   models (`routes/models.rs`), inference (`routes/inference.rs`), probes and metrics
+//!   models (`routes/models.rs`), inference (`routes/inference.rs`), ranked requests
+//!   (`routes/rank.rs`), probes and metrics
 //!   (`routes/probes.rs`).
 //! - An inference call takes a place in the queue and waits for a worker on the FHE pool
 //!   (`admission.rs`), which runs it with the key's decompressed copy, cached in `state.rs`.
@@ -36,7 +37,7 @@ mod store;
 mod tenants;
 mod tls;
 
-pub use config::{Access, Limits, NamedModel, ServiceConfig};
+pub use config::{Access, Limits, MAX_CANDIDATES, NamedModel, ServiceConfig};
 pub use error::{ApiError, Result, ServeError};
 pub use metrics::{STAGES, ServiceMetrics, latency_histogram, record};
 pub use routes::message::{BINARY, KEY_HEADER};

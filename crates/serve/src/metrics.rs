@@ -38,6 +38,11 @@ struct Tables {
     endpoints: BTreeMap<String, (Histogram<u64>, BTreeMap<u16, u64>)>,
     /// Per (model, stage).
     stages: BTreeMap<(String, &'static str), Histogram<u64>>,
+    /// Ranked requests per (model, stage): one call's stages cover all its candidates, so they
+    /// are kept apart from the single rows'.
+    rank_stages: BTreeMap<(String, &'static str), Histogram<u64>>,
+    /// Candidates scored per model.
+    candidates: BTreeMap<String, u64>,
 }
 
 /// The service's live metrics (what `/metrics` renders).
@@ -86,6 +91,25 @@ impl ServiceMetrics {
                 .or_insert_with(latency_histogram);
             record(histogram, elapsed);
         }
+    }
+
+    /// Records the stages of one ranked request of `model` with `candidates` candidates.
+    pub fn record_rank(&self, model: &str, candidates: usize, timings: &infer::StageTimings) {
+        let mut tables = self.tables.lock().expect("metrics lock");
+        for (stage, elapsed) in timings.stages() {
+            let histogram = tables
+                .rank_stages
+                .entry((model.to_owned(), stage))
+                .or_insert_with(latency_histogram);
+            record(histogram, elapsed);
+        }
+        *tables.candidates.entry(model.to_owned()).or_default() += candidates as u64;
+    }
+
+    /// Candidates of `model` scored by ranked requests so far.
+    pub fn ranked_candidates(&self, model: &str) -> u64 {
+        let tables = self.tables.lock().expect("metrics lock");
+        tables.candidates.get(model).copied().unwrap_or(0)
     }
 
     /// Inference calls stopped early because their client left.
@@ -156,6 +180,32 @@ impl ServiceMetrics {
                 "dlrmhe_stage_duration_seconds",
                 &format!("model=\"{model}\",stage=\"{stage}\""),
                 histogram,
+            );
+        }
+        header(
+            &mut out,
+            "dlrmhe_rank_stage_duration_seconds",
+            "summary",
+            "Server time per ranked request (all its candidates), by stage and model.",
+        );
+        for ((model, stage), histogram) in &tables.rank_stages {
+            summary(
+                &mut out,
+                "dlrmhe_rank_stage_duration_seconds",
+                &format!("model=\"{model}\",stage=\"{stage}\""),
+                histogram,
+            );
+        }
+        header(
+            &mut out,
+            "dlrmhe_ranked_candidates_total",
+            "counter",
+            "Candidates scored by ranked requests, by model.",
+        );
+        for (model, count) in &tables.candidates {
+            let _ = writeln!(
+                out,
+                "dlrmhe_ranked_candidates_total{{model=\"{model}\"}} {count}"
             );
         }
         let abandoned = self.abandoned_calls();

@@ -80,6 +80,7 @@ pub(crate) async fn log_call(
         model = Empty,
         key = Empty,
         items = Empty,
+        candidates = Empty,
         decode_ms = Empty,
         bottom_ms = Empty,
         lookup_ms = Empty,
@@ -134,6 +135,11 @@ pub(crate) fn note_stages<'a>(timings: impl IntoIterator<Item = &'a StageTimings
     for (field, sum) in STAGE_FIELDS.iter().zip(sums) {
         span.record(*field, milliseconds(sum));
     }
+}
+
+/// Adds a ranked request's candidate count to its log line.
+pub(crate) fn note_candidates(candidates: usize) {
+    Span::current().record("candidates", candidates as u64);
 }
 
 /// Milliseconds to the microsecond, so that lines show `0.014`, not `0.014202000000000001`.

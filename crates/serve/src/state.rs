@@ -25,6 +25,9 @@ pub(crate) struct LoadedModel {
     pub(crate) server: ServerModel,
     /// The largest body a request for this model can need.
     pub(crate) max_request_bytes: usize,
+    /// The largest body a ranked request of at most `Limits::max_candidates` candidates can
+    /// need; `None` when the model takes no ranked request.
+    pub(crate) max_rank_request_bytes: Option<usize>,
 }
 
 /// The state behind every route.
@@ -76,10 +79,18 @@ impl Shared {
             model.check_name()?;
             let NamedModel { name, model } = model;
             let max_request_bytes = infer::Request::max_bytes(model.interface())?;
+            let max_rank_request_bytes = match model.takes_ranked_requests() {
+                Ok(()) => Some(infer::RankRequest::max_bytes(
+                    model.interface(),
+                    limits.max_candidates,
+                )?),
+                Err(_) => None,
+            };
             let entry = Arc::new(LoadedModel {
                 name: name.clone(),
                 server: model,
                 max_request_bytes,
+                max_rank_request_bytes,
             });
             if loaded.insert(name.clone(), entry).is_some() {
                 return Err(ServeError::Config(format!("two models are named `{name}`")));

@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Duration;
 
-use common::{call, error_code, keys, read_answer, stalled_call};
+use common::{call, error_code, eventually, keys, metric, read_answer, stalled_call};
 use fhe::ParameterSetId;
 use serve::{Access, Limits, RunningService};
 
@@ -61,27 +61,6 @@ fn check_inference(service: &RunningService, key_id: &str, i: usize, request: &[
     let (dense, ids) = row(i);
     let reference = model.forward(&model.quantize_input(&dense), &ids).unwrap();
     assert_eq!(numerator, reference, "row {i}");
-}
-
-/// The value of an unlabelled series of `/metrics`.
-fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let (_, text) = call(addr, "GET", "/metrics", &[], b"");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-}
-
-/// Polls `condition` every 20 ms until it holds, for at most `within`.
-fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < within {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
 }
 
 #[test]

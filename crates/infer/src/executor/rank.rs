@@ -140,9 +140,47 @@ impl ServerModel {
         key: &ServerKey,
         request: &RankRequest,
     ) -> Result<(RankResponse, StageTimings)> {
+        self.rank_until(key, request, &never)
+    }
+
+    /// [`ServerModel::rank`], asking `abandoned` between stages whether the caller still wants
+    /// the answer (see [`ServerModel::infer_batch_bytes_until`]): a service decodes the request
+    /// itself, so that it tells the sender's errors from its own.
+    pub fn rank_until(
+        &self,
+        key: &ServerKey,
+        request: &RankRequest,
+        abandoned: &(dyn Fn() -> bool + Sync),
+    ) -> Result<(RankResponse, StageTimings)> {
         let mut timings = StageTimings::default();
-        let response = self.run_ranked(key, request, &mut timings, &never)?;
+        let response = self.run_ranked(key, request, &mut timings, abandoned)?;
         Ok((response, timings))
+    }
+
+    /// Whether the model runs ranked requests: `Err(InferError::Unsupported)` with the reason
+    /// (no public table; the `dot` interaction's ranked executor is not built) when it does not.
+    ///
+    /// ```
+    /// use dlrm::{FeatureRoles, Role};
+    /// let set = fhe::ParameterSetId::default();
+    /// let all_private = infer::ServerModel::new(&infer::testing::tiny_model(), set)?;
+    /// assert!(all_private.takes_ranked_requests().is_err());
+    /// let roles = FeatureRoles { dense: vec![], tables: vec![Role::Private, Role::Public] };
+    /// let ranked = infer::ServerModel::new(&infer::testing::tiny_model().with_roles(roles)?, set)?;
+    /// assert!(ranked.takes_ranked_requests().is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn takes_ranked_requests(&self) -> Result<()> {
+        self.ranked_part().map(|_| ())
+    }
+
+    fn ranked_part(&self) -> Result<&RankedPart> {
+        self.ranked.as_ref().ok_or_else(|| {
+            InferError::Unsupported(match self.interface().ranks() {
+                true => "ranked requests of dot-interaction models are not built yet".into(),
+                false => "the model has no public table: rank with single-row requests".into(),
+            })
+        })
     }
 
     /// Runs a ranked request given as bytes (at most `max_candidates` candidates) and returns
@@ -175,12 +213,7 @@ impl ServerModel {
         timings: &mut StageTimings,
         abandoned: &(dyn Fn() -> bool + Sync),
     ) -> Result<RankResponse> {
-        let part = self.ranked.as_ref().ok_or_else(|| {
-            InferError::Unsupported(match self.interface().ranks() {
-                true => "ranked requests of dot-interaction models are not built yet".into(),
-                false => "the model has no public table: rank with single-row requests".into(),
-            })
-        })?;
+        let part = self.ranked_part()?;
         self.check_request(key, &request.model_id, request.parameter_set)?;
         check_candidates(self.interface(), &request.candidates, usize::MAX)?;
         let (mut x, _) = self.bottom(key, &request.dense, timings, &mut None, abandoned)?;

@@ -28,7 +28,9 @@ pub(crate) async fn infer_one(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let call = accept_call(&state, &caller, &name, &headers, body, 1).await?;
+    let model = named_model(&state, &name)?;
+    let limit = model.max_request_bytes;
+    let call = accept_call(&state, &caller, model, &headers, body, limit).await?;
     let bytes = call.body.clone();
     let mut answers = run(&state, &call, vec![bytes]).await?;
     let (response, timings) = answers.pop().expect("one request gives one answer");
@@ -44,7 +46,9 @@ pub(crate) async fn infer_batch(
     body: Body,
 ) -> Result<Response, ApiError> {
     let max_items = state.limits.max_batch;
-    let call = accept_call(&state, &caller, &name, &headers, body, max_items).await?;
+    let model = named_model(&state, &name)?;
+    let limit = max_items * (model.max_request_bytes + 8) + 16;
+    let call = accept_call(&state, &caller, model, &headers, body, limit).await?;
     let bytes = &call.body;
     let requests: Vec<Bytes> = infer::decode_batch(bytes, max_items)?
         .into_iter()
@@ -56,37 +60,38 @@ pub(crate) async fn infer_batch(
 }
 
 /// An inference call ready to run: its model, the caller's key, its body and its places.
-struct AcceptedCall {
-    model: Arc<LoadedModel>,
-    owner: Owner,
-    key: KeyId,
-    body: Bytes,
-    admitted: Admitted,
+pub(crate) struct AcceptedCall {
+    pub(crate) model: Arc<LoadedModel>,
+    pub(crate) owner: Owner,
+    pub(crate) key: KeyId,
+    pub(crate) body: Bytes,
+    pub(crate) admitted: Admitted,
     /// The caller's place among its tenant's calls, held until the answer.
     _tenant_call: Option<OwnedSemaphorePermit>,
 }
 
-/// The common start of an inference call: the model, the caller's key, a place among the
-/// tenant's calls, the body (under a limit of `items` requests), and only then a place in the
-/// queue, so a slow upload holds no queue slot other callers need.
-async fn accept_call(
-    state: &AppState,
-    caller: &Caller,
-    name: &str,
-    headers: &HeaderMap,
-    body: Body,
-    items: usize,
-) -> Result<AcceptedCall, ApiError> {
+/// The model served as `name`, named in the call's log line.
+pub(crate) fn named_model(state: &AppState, name: &str) -> Result<Arc<LoadedModel>, ApiError> {
     let model = state.model(name)?;
     note_model(&model.name);
+    Ok(model)
+}
+
+/// The common start of an inference call (single, batch or ranked) on `model`: the caller's
+/// key, a place among the tenant's calls, the body (at most `limit` bytes), and only then a
+/// place in the queue, so a slow upload holds no queue slot other callers need.
+pub(crate) async fn accept_call(
+    state: &AppState,
+    caller: &Caller,
+    model: Arc<LoadedModel>,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<AcceptedCall, ApiError> {
     let owner = caller.owner();
     let key = registered_key(state, &owner, headers, &model)?;
     note_key(&key);
     let tenant_call = state.tenant_call(caller.tenant.as_ref())?;
-    let limit = match items {
-        1 => model.max_request_bytes,
-        n => n * (model.max_request_bytes + 8) + 16,
-    };
     let body = read_body(body, headers, limit, &state.limits).await?;
     let admitted = state.admission.admit()?;
     Ok(AcceptedCall {
@@ -173,7 +178,15 @@ fn batch_error(error: BatchError, batch: bool, state: &AppState) -> ApiError {
             }
             error
         }
-        BatchError::Execution(InferError::Abandoned { stage }) => {
+        BatchError::Execution(source) => execution_error(source, state),
+    }
+}
+
+/// A failure running a decoded request: 499 `client_left` (counted) when its client left and
+/// it stopped early, the service's own error otherwise.
+pub(crate) fn execution_error(error: InferError, state: &AppState) -> ApiError {
+    match error {
+        InferError::Abandoned { stage } => {
             state.metrics.abandoned.fetch_add(1, Ordering::Relaxed);
             // Nobody reads this answer; the log line keeps its code.
             ApiError::new(
@@ -182,6 +195,6 @@ fn batch_error(error: BatchError, batch: bool, state: &AppState) -> ApiError {
                 format!("the client left; stopped before the {stage} stage"),
             )
         }
-        BatchError::Execution(source) => ApiError::internal(source.to_string()),
+        source => ApiError::internal(source.to_string()),
     }
 }

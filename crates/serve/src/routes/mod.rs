@@ -6,6 +6,7 @@ mod keys;
 pub(crate) mod message;
 mod models;
 mod probes;
+mod rank;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -30,6 +31,7 @@ pub(crate) fn router(state: AppState) -> Router {
             "/v1/models/{name}/infer-batch",
             post(inference::infer_batch),
         )
+        .route("/v1/models/{name}/rank", post(rank::rank))
         // Every `/v1` route above, not the probes below.
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route("/healthz", get(probes::healthz))

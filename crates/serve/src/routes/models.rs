@@ -20,6 +20,8 @@ struct ModelSummary<'a> {
     dense_features: usize,
     tables: usize,
     bootstraps: usize,
+    /// Whether `POST /v1/models/{name}/rank` serves the model.
+    ranks: bool,
 }
 
 /// What `GET /v1/models/{name}` returns: everything a client needs to build requests.
@@ -28,7 +30,20 @@ struct ModelDescription<'a> {
     name: &'a str,
     interface: &'a ModelInterface,
     request: RequestLayout,
+    /// The ranked requests' layout; `None` when the model takes none.
+    rank: Option<RankLayout>,
     plan: PlanSummary<'a>,
+}
+
+#[derive(Serialize)]
+struct RankLayout {
+    /// Dense-feature GLWE ciphertexts, then the private tables' query GLWE ciphertexts.
+    dense_glwes: usize,
+    query_glwes: usize,
+    /// The public tables, whose ids each candidate carries in this order.
+    public_tables: Vec<usize>,
+    max_candidates: usize,
+    max_request_bytes: usize,
 }
 
 #[derive(Serialize)]
@@ -57,13 +72,30 @@ fn summary(model: &LoadedModel) -> ModelSummary<'_> {
         dense_features: interface.dense_features,
         tables: interface.tables.len(),
         bootstraps: model.server.plan().bootstraps(),
+        ranks: model.max_rank_request_bytes.is_some(),
     }
 }
 
-fn description(model: &LoadedModel) -> Result<ModelDescription<'_>, ApiError> {
+fn description(
+    model: &LoadedModel,
+    max_candidates: usize,
+) -> Result<ModelDescription<'_>, ApiError> {
     let interface = model.server.interface();
     let plan = model.server.plan();
     let (dense_glwes, query_glwes) = interface.request_glwe_counts()?;
+    let rank = match model.max_rank_request_bytes {
+        Some(max_request_bytes) => {
+            let (dense_glwes, query_glwes) = interface.rank_request_glwe_counts()?;
+            Some(RankLayout {
+                dense_glwes,
+                query_glwes,
+                public_tables: interface.roles.public_tables(interface.tables.len()),
+                max_candidates,
+                max_request_bytes,
+            })
+        }
+        None => None,
+    };
     Ok(ModelDescription {
         name: &model.name,
         interface,
@@ -74,6 +106,7 @@ fn description(model: &LoadedModel) -> Result<ModelDescription<'_>, ApiError> {
             key_header: KEY_HEADER,
             content_type: BINARY,
         },
+        rank,
         plan: PlanSummary {
             bootstraps: plan.bootstraps(),
             layers: &plan.layers,
@@ -95,5 +128,6 @@ pub(crate) async fn describe_model(
 ) -> Result<Response, ApiError> {
     let model = state.model(&name)?;
     note_model(&model.name);
-    Ok(axum::Json(description(&model)?).into_response())
+    let max_candidates = state.limits.max_candidates;
+    Ok(axum::Json(description(&model, max_candidates)?).into_response())
 }

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fhe::{ClientKey, CompressedServerKey, KeySeed, ParameterSetId};
 use infer::ServerModel;
@@ -36,10 +36,21 @@ pub(crate) fn keys() -> &'static Keys {
 }
 
 /// [`tiny`] served on a free loopback port, its keys kept in `store`.
+#[allow(dead_code)] // Not every test file serves the tiny model alone.
 pub(crate) fn start_tiny(
     store: &Path,
     access: Access,
     limits: Limits,
+) -> serve::Result<RunningService> {
+    start_models(store, access, limits, vec![tiny()])
+}
+
+/// `models` served on a free loopback port, their keys kept in `store`.
+pub(crate) fn start_models(
+    store: &Path,
+    access: Access,
+    limits: Limits,
+    models: Vec<NamedModel>,
 ) -> serve::Result<RunningService> {
     let config = ServiceConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
@@ -49,10 +60,11 @@ pub(crate) fn start_tiny(
         handle_signals: false,
     };
     let store = Arc::new(DirectoryKeyStore::open(store).unwrap());
-    RunningService::start(config, store, vec![tiny()])
+    RunningService::start(config, store, models)
 }
 
 /// The tiny hand-made model (`infer::testing`) under the name `tiny`.
+#[allow(dead_code)] // Not every test file serves the tiny model alone.
 pub(crate) fn tiny() -> NamedModel {
     NamedModel {
         name: "tiny".into(),
@@ -136,4 +148,27 @@ pub(crate) fn error_code(body: &str) -> String {
     let value: serde_json::Value =
         serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
     value["error"]["code"].as_str().unwrap().to_owned()
+}
+
+/// The value of an unlabelled series of `/metrics`.
+#[allow(dead_code)] // Not every test file reads metrics.
+pub(crate) fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let (_, text) = call(addr, "GET", "/metrics", &[], b"");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// Polls `condition` every 20 ms until it holds, for at most `within`.
+#[allow(dead_code)] // Not every test file waits.
+pub(crate) fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
 }
