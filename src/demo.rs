@@ -93,6 +93,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         square_bits: None,
         clean_sigmas: None,
         sanitise_output: crate::quantize_command::Switch::Off,
+        compensated_rounding: crate::quantize_command::Switch::Off,
         qat_epochs: 0,
         qat_learning_rate: 1e-4,
         finetuned_out: None,

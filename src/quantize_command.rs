@@ -65,6 +65,11 @@ pub(crate) struct QuantizeArgs {
     /// boxes usually keep the encrypted logits closer to the reference.
     #[arg(long)]
     pub clean_sigmas: Option<f64>,
+    /// Dot models: also round the weights on the pair features by error compensation (GPTQ
+    /// with the bootstrap noise they amplify) and keep whichever rounding tracks the float
+    /// layer best (docs/dlrm.md, "Compensated rounding").
+    #[arg(long, value_enum, default_value_t = Switch::Off)]
+    pub compensated_rounding: Switch,
     /// Sanitise the output: one more bootstrap puts the logit numerator on a coarse grid, so
     /// the response's noise no longer depends on the weights (docs/security.md, "Model
     /// privacy of the response", has its cost and fidelity).
@@ -123,6 +128,7 @@ pub(crate) fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
         square_bits: args.square_bits.unwrap_or(defaults.square_bits),
         min_clean_sigmas: args.clean_sigmas.unwrap_or(defaults.min_clean_sigmas),
         sanitise_output: args.sanitise_output == Switch::On,
+        compensated_rounding: args.compensated_rounding == Switch::On,
         ..defaults
     };
     let calibration = dlrm::first_rows(&splits.train, args.calibration_rows);

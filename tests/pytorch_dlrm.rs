@@ -92,31 +92,48 @@ fn a_pytorch_trained_reference_dlrm_imports_and_runs_encrypted() {
         rows.categorical[..]
     );
     let train = dlrm::first_rows(&dataset.load_split("train").unwrap(), 4000);
-    let (model, _) = dlrm::quantize(&weights, &train, &QuantizeConfig::default()).unwrap();
-
-    // Fidelity on the fixture rows: the mean `simulate` AUC over 16 passes. Measured: PyTorch
-    // 0.8780, integer 0.8584, simulate 0.8567; the dot interaction's square table (this model's
-    // sums need boxes of 2 integers even in 8-bit tables) costs more than the 0.005 issue #16
-    // asks for, so this guards the present figure (docs/dlrm.md).
     let pytorch_auc = dlrm::auc(&pytorch, &rows.labels);
-    let passes = 16;
-    let simulated: f64 = (0..passes)
-        .map(|seed| {
-            let logits = model.logits(&rows, Execution::Simulate { seed }).unwrap();
-            dlrm::auc(&logits, &rows.labels)
-        })
-        .sum::<f64>()
-        / passes as f64;
-    let exact = dlrm::auc(
-        &model.logits(&rows, Execution::Exact).unwrap(),
-        &rows.labels,
-    );
-    eprintln!(
-        "AUC: PyTorch {pytorch_auc:.4}, integer {exact:.4}, simulate (mean of {passes}) {simulated:.4}"
-    );
+    let fidelity = |config: &QuantizeConfig| {
+        let (model, _) = dlrm::quantize(&weights, &train, config).unwrap();
+        let passes = 16;
+        let simulated: f64 = (0..passes)
+            .map(|seed| {
+                let logits = model.logits(&rows, Execution::Simulate { seed }).unwrap();
+                dlrm::auc(&logits, &rows.labels)
+            })
+            .sum::<f64>()
+            / passes as f64;
+        let exact = dlrm::auc(
+            &model.logits(&rows, Execution::Exact).unwrap(),
+            &rows.labels,
+        );
+        eprintln!(
+            "AUC: PyTorch {pytorch_auc:.4}, integer {exact:.4}, simulate (mean of {passes}) {simulated:.4}"
+        );
+        (model, exact, simulated)
+    };
+
+    // Fidelity on the fixture rows: the mean `simulate` AUC over 16 passes. With the default
+    // settings (measured: PyTorch 0.8780, integer 0.8584, simulate 0.8567) the first top
+    // layer's weights on the 351 pair features keep only a few integer levels each, and
+    // rounding each to its nearest integer costs more than the 0.005 issue #16 asks for.
+    let (_, exact, simulated) = fidelity(&QuantizeConfig::default());
     assert!(
         (simulated - pytorch_auc).abs() <= 0.03 && (exact - pytorch_auc).abs() <= 0.03,
         "integer {exact}, simulate {simulated} vs PyTorch {pytorch_auc}"
+    );
+    // Compensated rounding of those weights (GPTQ with the noise they amplify), with every
+    // table size open to the width searches (no clean-box floor): measured integer 0.8798,
+    // simulate 0.8793, within the 0.005 of issue #16 (docs/dlrm.md).
+    let compensated = QuantizeConfig {
+        compensated_rounding: true,
+        min_clean_sigmas: 0.0,
+        ..QuantizeConfig::default()
+    };
+    let (model, exact, simulated) = fidelity(&compensated);
+    assert!(
+        (simulated - pytorch_auc).abs() <= 0.005 && (exact - pytorch_auc).abs() <= 0.005,
+        "compensated: integer {exact}, simulate {simulated} vs PyTorch {pytorch_auc}"
     );
 
     // Encrypted rows against the integer reference: within simulate's range of it.

@@ -50,6 +50,12 @@ pub struct QuantizeConfig {
     pub min_clean_sigmas: f64,
     /// The noise of the encrypted pipeline the bit widths are chosen for.
     pub noise: NoiseModel,
+    /// Dot models: the first top layer's weights, which read the pair features, are also
+    /// rounded by error compensation (`compensate.rs`, GPTQ with the bootstrap noise the
+    /// weights amplify) at every width; the candidate closest to the float layer wins. The
+    /// pair features' hundreds of noisy columns leave those weights only a few integer levels,
+    /// where rounding each to its nearest integer loses most (docs/dlrm.md). Off by default.
+    pub compensated_rounding: bool,
     /// Sanitise the output: one last bootstrap puts the logit numerator on a grid of
     /// `2^lut_bits` boxes (the most bits up to `max_lut_bits` whose boxes stay
     /// `min_clean_sigmas` wide), so the response's noise no longer depends on the weights
@@ -73,6 +79,7 @@ impl Default for QuantizeConfig {
             min_clean_sigmas: 0.8,
             noise: NoiseModel::TFHE_2_2,
             sanitise_output: false,
+            compensated_rounding: false,
         }
     }
 }

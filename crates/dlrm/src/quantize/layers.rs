@@ -4,9 +4,10 @@
 
 use crate::activation::ActivationTable;
 use crate::integer_model::{InputQuantizer, IntLayer, IntTable, value_limit};
-use crate::{DenseLayer, Matrix};
+use crate::{DenseLayer, Matrix, NoiseModel};
 
 use super::calibration::Calibration;
+use super::compensate::{Compensation, Rounder};
 use super::config::QuantizeConfig;
 use super::grids::{ActivationGrid, WeightGrid, boxes_covering, quantile, range};
 use super::report::LayerChoice;
@@ -56,12 +57,15 @@ pub(super) fn integer_table(table: &Matrix, bits: u32) -> (IntTable, f64) {
 /// Integer weights of `layer` for inputs with real scales `scales`: `W_eff = W diag(scales)`
 /// on one grid of step `acc_scale`, as fine as lets every weight fit its bits (`weight_bits`,
 /// or more on the grid's lookup columns); returns the layer (no activation yet) and
-/// `acc_scale`, the real value of one accumulator unit.
+/// `acc_scale`, the real value of one accumulator unit. Each weight is rounded to its nearest
+/// integer, or with `compensation`, to the integers that keep the calibration accumulators
+/// closest (`compensate.rs`).
 pub(super) fn integer_layer(
     layer: &DenseLayer,
     scales: &[f64],
     grid: &WeightGrid,
     weight_bits: u32,
+    compensation: Option<&Rounder>,
 ) -> (IntLayer, f64) {
     let w = &layer.weight;
     let effective: Vec<f64> = w
@@ -81,15 +85,26 @@ pub(super) fn integer_layer(
         .enumerate()
         .fold(0f64, |m, (i, v)| m.max(v.abs() / limit(i % w.cols)))
         .max(1e-12);
-    let weights = effective
-        .iter()
-        .map(|v| (v / acc_scale).round() as i32)
-        .collect();
-    let bias = layer
-        .bias
-        .iter()
-        .map(|&b| (f64::from(b) / acc_scale).round() as i64)
-        .collect();
+    let bias = layer.bias.iter().map(|&b| f64::from(b) / acc_scale);
+    let (weights, bias) = match compensation {
+        None => (
+            effective
+                .iter()
+                .map(|v| (v / acc_scale).round() as i32)
+                .collect(),
+            bias.map(|b| b.round() as i64).collect(),
+        ),
+        Some(compensation) => {
+            let (mut weights, mut biases) = (Vec::with_capacity(effective.len()), Vec::new());
+            for (row, b) in effective.chunks_exact(w.cols).zip(bias) {
+                let real: Vec<f64> = row.iter().map(|v| v / acc_scale).collect();
+                let (q, qb) = compensation.round_row(&real, b, limit);
+                weights.extend(q);
+                biases.push(qb);
+            }
+            (weights, biases)
+        }
+    };
     let int_layer = IntLayer {
         rows: w.rows,
         cols: w.cols,
@@ -108,6 +123,8 @@ pub(super) struct HiddenStep<'a> {
     /// Which inputs carry bootstrap noise (none for a layer fed by the client's exact inputs).
     pub(super) grid: WeightGrid,
     pub(super) output: ActivationGrid,
+    /// Whether the weights are also tried with error-compensating rounding.
+    pub(super) compensate: bool,
 }
 
 /// Quantizes one hidden layer on the calibration rows (its bias corrected towards the float
@@ -146,19 +163,46 @@ fn best_hidden(
     let target: Vec<f64> = float_outputs.iter().flatten().copied().collect();
     let out_scale =
         quantile(target.clone(), config.activation_quantile).max(1e-12) / output.levels();
+    let compensation = step.compensate.then(|| Compensation::of(x)).flatten();
+    // One candidate: the weights at `weight_bits` rounded to nearest, or with `compensation`
+    // for each table size (the noise its weights amplify depends on the boxes), each table
+    // size whose bootstraps stay clean (or `lut_bits`).
     let consider = |best: &mut Option<(f64, LayerChoice, IntLayer)>,
                     weight_bits: u32,
-                    lut_bits: Option<u32>| {
-        let (mut int_layer, acc_scale) = integer_layer(layer, scales, grid, weight_bits);
-        let norm = int_layer.max_noise_norm(&grid.noises);
-        let accumulators: Vec<i64> = x.iter().flat_map(|row| int_layer.accumulate(row)).collect();
+                    lut_bits: Option<u32>,
+                    compensation: Option<&Compensation>| {
+        let (nearest, acc_scale) = integer_layer(layer, scales, grid, weight_bits, None);
+        let nearest_norm = nearest.max_noise_norm(&grid.noises);
+        let nearest_accumulators: Vec<i64> =
+            x.iter().flat_map(|row| nearest.accumulate(row)).collect();
         let luts: Vec<u32> = match lut_bits {
             Some(bits) => vec![bits],
             None => (config.activation_bits..=config.max_lut_bits)
-                .filter(|&b| clean(norm, b))
+                .filter(|&b| clean(nearest_norm, b))
                 .collect(),
         };
         for lut_bits in luts {
+            let (mut int_layer, accumulators, norm) = match compensation {
+                None => (nearest.clone(), nearest_accumulators.clone(), nearest_norm),
+                Some(compensation) => {
+                    let boxes = boxes_covering(range(&nearest_accumulators), lut_bits, config);
+                    let noises = amplified_noise(&grid.noises, boxes.1, lut_bits, noise);
+                    let Some(rounder) = compensation.rounder(&noises) else {
+                        continue;
+                    };
+                    let (compensated, _) =
+                        integer_layer(layer, scales, grid, weight_bits, Some(&rounder));
+                    let norm = compensated.max_noise_norm(&grid.noises);
+                    if !clean(norm, lut_bits) {
+                        continue;
+                    }
+                    let accumulators = x
+                        .iter()
+                        .flat_map(|row| compensated.accumulate(row))
+                        .collect();
+                    (compensated, accumulators, norm)
+                }
+            };
             let table = activation_table(
                 &accumulators,
                 acc_scale,
@@ -190,6 +234,7 @@ fn best_hidden(
                 clamped_fraction: clamped as f64 / accumulators.len().max(1) as f64,
                 accumulator_scale: acc_scale,
                 activation_scale: Some(out_scale),
+                compensated: compensation.is_some(),
             };
             int_layer.activation = Some(table);
             *best = Some((error, choice, int_layer.clone()));
@@ -197,14 +242,27 @@ fn best_hidden(
     };
     let mut best = None;
     for weight_bits in 2..=config.max_weight_bits {
-        consider(&mut best, weight_bits, None);
+        consider(&mut best, weight_bits, None, None);
+        if let Some(compensation) = &compensation {
+            consider(&mut best, weight_bits, None, Some(compensation));
+        }
     }
     if best.is_none() {
         // Nothing is clean: the smallest weights and table, and simulate mode shows the cost.
-        consider(&mut best, 2, Some(config.activation_bits));
+        consider(&mut best, 2, Some(config.activation_bits), None);
     }
     let (_, choice, int_layer) = best.expect("one candidate is always considered");
     (int_layer, out_scale, choice)
+}
+
+/// The variance, in accumulator units per squared integer weight, of the bootstrap output noise
+/// each input column carries (`noises`: how many bootstrap outputs it sums) once a table of
+/// `2^lut_bits` boxes of `2^box_shift` accumulator units reads the accumulator: what
+/// compensated rounding weighs against the calibration rows' rounding error.
+fn amplified_noise(noises: &[f64], box_shift: u32, lut_bits: u32, noise: &NoiseModel) -> Vec<f64> {
+    let unit = (1u64 << (box_shift + lut_bits)) as f64 / f64::from(noise.polynomial_size);
+    let sd = noise.bootstrap_output_sd * unit;
+    noises.iter().map(|n| n * sd * sd).collect()
 }
 
 /// The activation table for these calibration accumulators: the range `[min, max]` widened by
@@ -274,7 +332,7 @@ pub(super) fn quantize_output(
         .collect();
     let mut best: Option<(f64, OutputChoice)> = None;
     for weight_bits in 2..=config.max_weight_bits {
-        let (output, logit_scale) = integer_layer(&corrected, scales, grid, weight_bits);
+        let (output, logit_scale) = integer_layer(&corrected, scales, grid, weight_bits, None);
         let numerators: Vec<i64> = x.iter().map(|row| output.accumulate(row)[0]).collect();
         let largest = numerators
             .iter()

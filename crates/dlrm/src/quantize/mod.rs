@@ -26,12 +26,15 @@
 //! - `pass.rs`: one pass at a fixed embedding width, layer by layer.
 //! - `calibration.rs`: the calibration rows (integers, float values, scales) on their walk
 //!   through the model.
-//! - `layers.rs`: one layer quantized on those rows; `grids.rs`: the grids it is put on.
+//! - `layers.rs`: one layer quantized on those rows; `grids.rs`: the grids it is put on;
+//!   `compensate.rs`: error-compensating rounding of a layer's weights (dot models' pair
+//!   features, with `compensated_rounding`).
 //! - `squares.rs`: the dot interaction's square table.
 //! - `sanitise.rs`: the output sanitiser's grid, when the settings ask for one.
 //! - `report.rs`: [`QuantizeReport`], what was chosen, and its printed form.
 
 mod calibration;
+mod compensate;
 mod config;
 mod grids;
 mod layers;

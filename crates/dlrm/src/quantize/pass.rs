@@ -50,6 +50,7 @@ pub(super) fn quantize_pass(
             layer,
             grid: WeightGrid::for_layer(c, k, config),
             output,
+            compensate: false,
         };
         let (int_layer, choice) = quantize_hidden(&step, &mut rows, config);
         bottom.push(int_layer);
@@ -142,6 +143,8 @@ fn top_mlp(
             layer,
             grid: WeightGrid::for_layer(c, weights.bottom.len() + k, config),
             output: ActivationGrid::of(config),
+            // The pair features: hundreds of noisy columns leave these weights few levels.
+            compensate: config.compensated_rounding && k == 0 && c.interaction == Interaction::Dot,
         };
         let (int_layer, choice) = quantize_hidden(&step, rows, config);
         top.push(int_layer);
@@ -168,6 +171,7 @@ fn top_mlp(
         clamped_fraction: sanitised.as_ref().map_or(0.0, |s| s.clamped_fraction),
         accumulator_scale: logit_scale,
         activation_scale: None,
+        compensated: false,
     });
     top.push(output);
     let sanitiser = sanitised.map(|SanitiserChoice { sanitiser, .. }| sanitiser);

@@ -26,6 +26,11 @@ pub struct LayerChoice {
     pub accumulator_scale: f64,
     /// Real value of one activation level (before the lookup headroom); `None` for the output.
     pub activation_scale: Option<f64>,
+    /// Whether the kept weights were rounded by error compensation
+    /// ([`QuantizeConfig::compensated_rounding`](crate::QuantizeConfig::compensated_rounding))
+    /// rather than each to its nearest integer.
+    #[serde(default)]
+    pub compensated: bool,
 }
 
 /// What [`quantize`](crate::quantize) chose, for the user to see where precision goes.
@@ -119,9 +124,10 @@ impl fmt::Display for QuantizeReport {
             let lookups = c
                 .lookup_weight_bits
                 .map_or(String::new(), |b| format!(" ({b} on embeddings)"));
+            let compensated = if c.compensated { ", compensated" } else { "" };
             writeln!(
                 f,
-                "{:>9}: weights {} bits{lookups}, table {lut:>2} bits, max noisy row norm {:>6.1}, wrong-box rate {:.4}, clamped {:.4}",
+                "{:>9}: weights {} bits{lookups}{compensated}, table {lut:>2} bits, max noisy row norm {:>6.1}, wrong-box rate {:.4}, clamped {:.4}",
                 c.name, c.weight_bits, c.max_noisy_row_norm, c.wrong_box_rate, c.clamped_fraction
             )?;
         }
