@@ -7,7 +7,10 @@
 //! public columns of the first top layer (for dot, the pairs with a public vector) and every
 //! layer after it. Exact results equal [`QuantizedModel::forward`] on each merged row; in
 //! `simulate` mode the private part's bootstrap noise is drawn once and shared by all
-//! candidates, as one set of ciphertexts would carry it.
+//! candidates, as one set of ciphertexts would carry it. For dot, a pair of a private and a
+//! public vector is read from blind rotations of the square table by the private entries, done
+//! once: each entry's whole read noise is shared by its own square and every candidate's read,
+//! and a read lands where its offset (the public entry) rounds to whole steps of `1/(2N)`.
 
 use crate::activation::ActivationTable;
 use crate::dot::DotLayout;
@@ -120,21 +123,30 @@ impl QuantizedModel {
         let mut template = vectors[0].clone();
         let mut pair_once: Vec<Option<i64>> = Vec::new();
         let mut norms: Vec<Option<i64>> = vec![None; tables + 1];
-        let mut bottom_normals = vec![0.0; d];
+        // Per private vector and entry, the noise of one blind rotation of the square table
+        // by that entry: its whole read, drawn once, serves the entry's own square (offset 0)
+        // and every candidate's pair with a public vector (offset: the public entry).
+        let mut rotations: Vec<Vec<SharedNoise>> = vec![Vec::new(); tables + 1];
         let layout = DotLayout::of(c);
         match (&self.dot, c.interaction) {
             (Some(dot), Interaction::Dot) => {
                 let square = &dot.square;
-                for normal in bottom_normals.iter_mut() {
-                    *normal = once.as_mut().map_or(0.0, |rng| rng.normal());
+                for v in (0..=tables).filter(|&v| private(v)) {
+                    let norm = if v == 0 { 1.0 } else { 0.0 };
+                    rotations[v] = (0..d)
+                        .map(|_| SharedNoise {
+                            normal: once.as_mut().map_or(0.0, |rng| rng.normal()),
+                            norm,
+                            whole_read: true,
+                        })
+                        .collect();
                 }
                 for v in (0..=tables).filter(|&v| private(v)) {
                     norms[v] = Some(if layout.table_norms()[v] {
                         dot.squared_norm(&vectors[v])
                     } else {
-                        let reads = if v == 0 { 1.0 } else { 0.0 };
-                        (vectors[v].iter())
-                            .map(|&u| self.read(square, u, SharedNoise::NONE, reads, once.as_mut()))
+                        (vectors[v].iter().zip(&rotations[v]))
+                            .map(|(&u, &read)| self.read(square, u, read, 0.0, once.as_mut()))
                             .sum()
                     });
                 }
@@ -221,19 +233,27 @@ impl QuantizedModel {
                         if pair_once[p].is_some() {
                             continue;
                         }
+                        // A private and a public vector: the private entry's rotated square
+                        // table read at the public entry, which lands on whole steps of
+                        // 1/(2N) (simulate reads where it lands).
+                        let (own, other) = if private(i) { (i, j) } else { (j, i) };
                         let sums: i64 = (0..d)
                             .map(|q| {
                                 let u = vectors[i][q] + vectors[j][q];
-                                if private(i) || private(j) {
-                                    let shared = match j {
-                                        0 => SharedNoise {
-                                            normal: bottom_normals[q],
-                                            norm: 1.0,
-                                            whole_read: false,
-                                        },
-                                        _ => SharedNoise::NONE,
+                                if private(own) {
+                                    let offset = vectors[other][q];
+                                    let landed = match rng.is_some() {
+                                        true => {
+                                            u + self.step_rounding(
+                                                square.box_shift,
+                                                square.lut_bits,
+                                                offset,
+                                            )
+                                        }
+                                        false => u,
                                     };
-                                    self.read(square, u, shared, 0.0, rng.as_mut())
+                                    let read = rotations[own][q];
+                                    self.read(square, landed, read, 0.0, rng.as_mut())
                                 } else {
                                     square.apply(u)
                                 }

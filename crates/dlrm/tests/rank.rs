@@ -205,6 +205,56 @@ fn simulated_noise_of_the_private_part_is_shared_by_all_candidates() {
 }
 
 #[test]
+fn dot_pairs_with_a_public_vector_read_rotations_drawn_once() {
+    // Every square before the first top layer is read from a bootstrap or a blind rotation
+    // done once per request, so duplicated candidates get the same first top layer input, noise
+    // included; their top MLPs still draw their own noise.
+    let model = noisy(model(Interaction::Dot, None, &PATTERNS[0]));
+    let (dense, private, mut candidates) = request(&model, &mut Lcg(21), 12);
+    candidates.extend(candidates.clone());
+    let half = candidates.len() / 2;
+    let exact = model
+        .rank_trace(&dense, &private, &candidates, Execution::Exact, 0)
+        .unwrap();
+    let simulated = |seed| {
+        model
+            .rank_trace(
+                &dense,
+                &private,
+                &candidates,
+                Execution::Simulate { seed },
+                0,
+            )
+            .unwrap()
+    };
+    let (one, two) = (simulated(1), simulated(2));
+    for trace in [&one, &two] {
+        for k in 0..half {
+            let (a, b) = (&trace.candidates[k], &trace.candidates[k + half]);
+            assert_eq!(a.top_input, b.top_input, "candidate {k}");
+        }
+    }
+    // The noise reaches the pairs of a private and a public vector.
+    let c = &model.config;
+    let is_private = |v: usize| c.roles.vector_is_private(v);
+    let pairs = (0..=TABLES.len()).flat_map(|i| (0..i).map(move |j| (i, j)));
+    let mixed: Vec<usize> = pairs
+        .enumerate()
+        .filter(|(_, (i, j))| is_private(*i) != is_private(*j))
+        .map(|(p, _)| c.bottom_output() + p)
+        .collect();
+    let columns = |trace: &dlrm::RankTrace| -> Vec<i64> {
+        (trace.candidates.iter())
+            .flat_map(|candidate| mixed.iter().map(|&col| candidate.top_input[col]))
+            .collect()
+    };
+    assert_ne!(columns(&one), columns(&exact));
+    assert_ne!(columns(&one), columns(&two));
+    let logits: Vec<f64> = one.candidates.iter().map(|c| c.logit_numerator).collect();
+    assert_ne!(logits[..half], logits[half..]);
+}
+
+#[test]
 fn without_per_candidate_bootstraps_every_candidate_carries_the_same_noise() {
     // Concat with a one-layer top MLP: per candidate only public embeddings are added to the
     // accumulator computed once, so every candidate's numerator carries the same noise.

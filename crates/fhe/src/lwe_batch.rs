@@ -148,6 +148,33 @@ impl LweBatch {
             .collect())
     }
 
+    /// Adds ciphertext `i` of `other` to ciphertext `i` (wrapping, masks and bodies alike): a
+    /// share computed once added to each of many per-candidate shares, for example.
+    ///
+    /// ```
+    /// use fhe::{ClientKey, Encoding, KeySeed, ParameterSetId, ScaleLog};
+    /// let key = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// let encoding = Encoding::new(ScaleLog(40)).unwrap();
+    /// let mut a = key.encrypt_lwe_batch(&[1, 2], encoding).unwrap();
+    /// a.add(&key.encrypt_lwe_batch(&[10, -5], encoding).unwrap()).unwrap();
+    /// assert_eq!(key.decrypt_lwe_batch(&a, encoding).unwrap(), vec![11, -3]);
+    /// assert!(a.add(&key.encrypt_lwe_batch(&[1], encoding).unwrap()).is_err());
+    /// ```
+    pub fn add(&mut self, other: &LweBatch) -> Result<()> {
+        check_parameter_set(self.parameter_set, other.parameter_set)?;
+        if other.len() != self.len() {
+            return Err(FheError::LengthMismatch {
+                what: "LWE ciphertexts added to a batch",
+                expected: self.len(),
+                found: other.len(),
+            });
+        }
+        for (word, &o) in self.list.as_mut().iter_mut().zip(other.list.as_ref()) {
+            *word = word.wrapping_add(o);
+        }
+        Ok(())
+    }
+
     /// Adds the plaintext `values[i]` (encoded with `encoding`, reduced into its range) to
     /// ciphertext `i`: a bias, for example, after a product that has none.
     ///

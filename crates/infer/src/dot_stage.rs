@@ -48,12 +48,8 @@ impl DotStage {
             encoding(step.activation.output_scale_log),
         )?;
         let layout = DotLayout::of(&model.config);
-        let inputs = InteractionInputs::new(
-            &layout,
-            model.config.embedding_dim,
-            plan.interface.lookup_scale_log,
-            step,
-        )?;
+        let inputs =
+            InteractionInputs::new(&layout, plan.interface.lookup_scale_log, step, |_| true)?;
         let (rows, weights) = matrix(inputs.len, &|v| layout.square_inputs(&inputs.vectors(v)));
         let (bias, bias_encoding) = shifted_bias(
             &vec![0; rows],
@@ -83,12 +79,14 @@ impl DotStage {
 
 /// The interaction's input ciphertexts: the bottom copy (`d`, at the squares' scale), then each
 /// table's lookup outputs at the lookup scale (`d` entries, and the squared norm for tables
-/// that return one).
-struct InteractionInputs {
+/// that return one); a ranked request holds only the private vectors' inputs.
+pub(crate) struct InteractionInputs {
     dim: usize,
-    /// Outputs of each vector: `d`, or `d + 1` with a table norm.
+    /// The vectors held, in order (0 is the bottom output).
+    held: Vec<usize>,
+    /// Outputs of each held vector: `d`, or `d + 1` with a table norm.
     widths: Vec<usize>,
-    len: usize,
+    pub(crate) len: usize,
     /// Lookup scale to the squares' input scale.
     to_squares: i64,
     /// Lookup scale to the pair features' scale (tables with norms only).
@@ -96,11 +94,12 @@ struct InteractionInputs {
 }
 
 impl InteractionInputs {
-    fn new(
+    /// The inputs of the vectors for which `held` says yes.
+    pub(crate) fn new(
         layout: &DotLayout,
-        dim: usize,
         lookup_scale_log: u32,
         step: &InteractionPlan,
+        held: impl Fn(usize) -> bool,
     ) -> Result<Self> {
         let power = |to: u32, what: &str| {
             to.checked_sub(lookup_scale_log)
@@ -118,49 +117,59 @@ impl InteractionInputs {
         } else {
             0
         };
-        let widths: Vec<usize> = layout
-            .table_norms()
-            .iter()
-            .map(|&norm| dim + usize::from(norm))
+        let dim = layout.dim();
+        let held: Vec<usize> = (0..layout.table_norms().len())
+            .filter(|&v| held(v))
+            .collect();
+        let widths: Vec<usize> = (held.iter())
+            .map(|&v| dim + usize::from(layout.table_norms()[v]))
             .collect();
         Ok(InteractionInputs {
             dim,
             len: widths.iter().sum(),
+            held,
             widths,
             to_squares,
             to_pairs,
         })
     }
 
+    /// Each held vector's `d` values at the squares' scale and, for a table that returns it,
+    /// its squared norm at the pair features' scale.
+    pub(crate) fn split(&self, inputs: &[i64]) -> Vec<(Vec<i64>, Option<i64>)> {
+        let mut at = 0;
+        (self.held.iter().zip(&self.widths))
+            .map(|(&v, &width)| {
+                let scale = if v == 0 { 1 } else { self.to_squares };
+                let values = inputs[at..at + self.dim]
+                    .iter()
+                    .map(|x| x * scale)
+                    .collect();
+                let norm = (width > self.dim).then(|| inputs[at + self.dim] * self.to_pairs);
+                at += width;
+                (values, norm)
+            })
+            .collect()
+    }
+
     /// The vectors (`d` values each) at the squares' scale.
     fn vectors(&self, inputs: &[i64]) -> Vec<i64> {
-        let mut vectors = Vec::with_capacity(self.widths.len() * self.dim);
-        let mut at = 0;
-        for (i, &width) in self.widths.iter().enumerate() {
-            let scale = if i == 0 { 1 } else { self.to_squares };
-            vectors.extend(inputs[at..at + self.dim].iter().map(|v| v * scale));
-            at += width;
-        }
-        vectors
+        (self.split(inputs).into_iter())
+            .flat_map(|(values, _)| values)
+            .collect()
     }
 
     /// The tables' norms at the pair features' scale.
     fn norms(&self, inputs: &[i64]) -> Vec<i64> {
-        let mut norms = Vec::new();
-        let mut at = 0;
-        for &width in &self.widths {
-            if width > self.dim {
-                norms.push(inputs[at + self.dim] * self.to_pairs);
-            }
-            at += width;
-        }
-        norms
+        (self.split(inputs).into_iter())
+            .filter_map(|(_, norm)| norm)
+            .collect()
     }
 }
 
 /// A linear map on `inputs` values as a row-major matrix: column `c` is the map applied to unit
 /// vector `c`.
-fn matrix(inputs: usize, map: &dyn Fn(&[i64]) -> Vec<i64>) -> (usize, Vec<i64>) {
+pub(crate) fn matrix(inputs: usize, map: &dyn Fn(&[i64]) -> Vec<i64>) -> (usize, Vec<i64>) {
     let columns: Vec<Vec<i64>> = (0..inputs)
         .map(|c| {
             let mut unit = vec![0; inputs];

@@ -1,7 +1,7 @@
 //! The bootstrap counts of a ranked request (one user's private inputs, K candidates' public
 //! inputs): what runs once per request and what runs per candidate, from the architecture and
 //! its feature roles alone. `docs/rank.md` explains the split; the encrypted executor
-//! (`ServerModel::rank`, concat models) runs exactly these.
+//! (`ServerModel::rank`) runs exactly these.
 
 use std::fmt;
 
@@ -29,12 +29,13 @@ pub struct RankPlan {
     /// Bootstraps run once: the bottom MLP's activations; for concat, the first top layer's
     /// blind rotations (or the sanitiser's, for a one-layer top MLP), which every candidate
     /// reads at its own offset; for the dot interaction, the bottom output's copies at the
-    /// squares' scale, the squares of the private vectors' entries and of the sums of two
-    /// private vectors.
+    /// squares' scale, the squares of the sums of two private vectors, and one blind rotation
+    /// of the square table per private vector entry, which gives the entry's square and every
+    /// candidate's squares of its sums with public entries.
     pub once: usize,
-    /// Bootstraps run per candidate: for the dot interaction the squares of the sums of a
-    /// private and a public vector and the first top layer's activations; the top MLP's later
-    /// activations; the output sanitiser's (unless it is the first top layer's read).
+    /// Bootstraps run per candidate: the top MLP's activations (for the dot interaction the
+    /// first top layer's too, whose inputs now differ per candidate by ciphertexts); the output
+    /// sanitiser's (unless it is a concat model's first top layer read).
     pub per_candidate: usize,
     /// Bootstraps of one single-row request with every feature encrypted (today's request).
     pub single_row: usize,
@@ -81,17 +82,19 @@ impl RankPlan {
             let private = |v: usize| config.roles.vector_is_private(v);
             let squared = |v: usize| !layout.table_norms()[v];
             let vectors = config.tables.len() + 1;
-            // The bottom output's copies, then the entries of the vectors squared one by one.
-            once += d + (0..vectors).filter(|&v| private(v) && squared(v)).count() * d;
-            for i in 0..vectors {
-                for j in 0..i {
-                    match (private(i), private(j)) {
-                        (true, true) => once += d,
-                        (false, false) => {}
-                        _ => per_candidate += d,
-                    }
-                }
-            }
+            let public = (0..vectors).any(|v| !private(v));
+            // The bottom output's copies; one blind rotation of the square table per entry of
+            // a private vector that is squared entry by entry or meets a public vector (read at
+            // offset 0 for its own square, at each candidate's public entries for the pairs);
+            // the squares of the sums of two private vectors.
+            let rotated = (0..vectors)
+                .filter(|&v| private(v) && (squared(v) || public))
+                .count();
+            let private_pairs = (0..vectors)
+                .flat_map(|i| (0..i).map(move |j| (i, j)))
+                .filter(|&(i, j)| private(i) && private(j))
+                .count();
+            once += d + rotated * d + private_pairs * d;
             single_row += d + layout.square_count();
         }
         Ok(Self {

@@ -43,16 +43,35 @@ fn bootstrap_counts_match_a_hand_count() {
     let plan = RankPlan::for_config(&one_layer, true, 3).unwrap();
     assert_eq!((plan.once, plan.per_candidate), (6, 0));
     // Dot, d = 2, vectors v0 (bottom, squared), v1 (table 0: returns its norm, private),
-    // v2 (table 1: squared, public). Once: bottom 5, the bottom's 2 copies, v0's 2 entry
-    // squares, pair (1, 0)'s 2 squares = 11. Per candidate: pairs (2, 0) and (2, 1), 2 squares
-    // each, and the top layer's 3 activations = 7; v2's entries are squared in the clear.
+    // v2 (table 1: squared, public). Once: bottom 5, the bottom's 2 copies, one rotation of
+    // the square table per private entry (v0 and v1: 4; read at offset 0 for v0's entry
+    // squares and at v2's entries for pairs (2, 0) and (2, 1)), pair (1, 0)'s 2 squares = 13.
+    // Per candidate: the top layer's 3 activations; v2's entries are squared in the clear.
     // Single row: bottom 5 + copies 2 + 3 pairs x 2 + 2 squared vectors x 2 + top 3 = 20.
     let plan = RankPlan::for_model(&ranked(tiny_dot_model()), 100).unwrap();
     assert_eq!(
         (plan.once, plan.per_candidate, plan.single_row),
-        (11, 7, 20)
+        (13, 3, 20)
     );
-    assert_eq!(plan.total(), 11 + 700);
+    assert_eq!(plan.total(), 13 + 300);
+    // Table 0 public, table 1 private: rotations of v0 and v2 (4), pair (2, 0) (2).
+    let swapped = tiny_dot_model()
+        .with_roles(FeatureRoles {
+            dense: vec![],
+            tables: vec![Role::Public, Role::Private],
+        })
+        .unwrap();
+    let plan = RankPlan::for_model(&swapped, 1).unwrap();
+    assert_eq!((plan.once, plan.per_candidate), (13, 3));
+    // Both tables public: rotations of v0 only, no private pair.
+    let public = tiny_dot_model()
+        .with_roles(FeatureRoles {
+            dense: vec![],
+            tables: vec![Role::Public, Role::Public],
+        })
+        .unwrap();
+    let plan = RankPlan::for_model(&public, 1).unwrap();
+    assert_eq!((plan.once, plan.per_candidate), (5 + 2 + 2, 3));
     for model in [tiny_model(), tiny_dot_model(), tiny_sanitised_model()] {
         let plan = RankPlan::for_model(&model, 1).unwrap();
         assert_eq!(plan.single_row, single_row_bootstraps(&model));

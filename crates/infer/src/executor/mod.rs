@@ -12,6 +12,7 @@ use fhe::{
 use rayon::prelude::*;
 
 mod rank;
+mod rank_dot;
 
 use crate::dot_stage::DotStage;
 use crate::error::{BatchError, InferError, Result, malformed};

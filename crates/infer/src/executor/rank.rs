@@ -3,15 +3,18 @@
 //! blind rotations), then per candidate the public tables' lookups in the clear and their
 //! share of the first top layer, a plaintext that selects where each rotated table is read (a
 //! sample extraction: no bootstrap), and every layer after it, the candidates' bootstraps of
-//! one layer in one parallel batch. The integer reference is [`dlrm::QuantizedModel::rank`].
+//! one layer in one parallel batch. Dot models rotate the square table instead and run the
+//! whole top MLP per candidate (`rank_dot.rs`). The integer reference is
+//! [`dlrm::QuantizedModel::rank`].
 
 use std::time::Instant;
 
 use dlrm::{IntTable, Interaction, QuantizedModel, TableConfig};
 use embed::{EmbeddingTable, OutputOrder, PackedTables};
-use fhe::{Encoding, LweBatch, LweDenseLayer, ServerKey};
+use fhe::{Encoding, LweBatch, LweDenseLayer, RotatedTables, ServerKey};
 use rayon::prelude::*;
 
+use super::rank_dot::RankedDot;
 use super::{ServerModel, may_start, never};
 use crate::error::{InferError, Result, malformed};
 use crate::interface::lookup_values;
@@ -19,6 +22,24 @@ use crate::plan::FhePlan;
 use crate::rank_wire::{RankRequest, RankResponse, check_candidates};
 use crate::scales::{encoding, shifted_bias};
 use crate::timings::StageTimings;
+
+/// What a ranked request computed once, that every candidate reads.
+enum Once<'a> {
+    Concat {
+        public_weights: &'a [i64],
+        /// The first top layer's accumulators without the public columns.
+        accumulators: LweBatch,
+        /// Their blind rotations, with a table after the layer.
+        rotated: Option<RotatedTables>,
+    },
+    Dot {
+        dot: &'a RankedDot,
+        /// The first top layer's accumulators without the candidates' shares.
+        accumulators: LweBatch,
+        /// The square table rotated by every private vector entry.
+        rotated: RotatedTables,
+    },
+}
 
 /// Ciphertexts of one layer bootstrapped together across candidates: enough to keep every
 /// thread busy, few enough to bound the memory a request holds (16 KiB each on 2_2).
@@ -28,56 +49,73 @@ const CIPHERTEXTS_PER_BATCH: usize = 4096;
 pub(super) struct RankedPart {
     /// The private tables, packed for the request's encrypted query.
     private_tables: Option<PackedTables>,
-    /// The first top layer on its private columns (the bottom output, then the private tables'
-    /// embeddings), with the layer's bias.
-    private_first: LweDenseLayer,
-    /// The first top layer's weights on its public columns, row by row.
-    public_weights: Vec<i64>,
     /// The public tables, looked up in the clear, in table order.
     public_tables: Vec<(TableConfig, IntTable)>,
     dim: usize,
     /// The first top layer's accumulator unit, at which the public share is added.
     unit: Encoding,
+    first: FirstLayer,
+}
+
+/// How the first top layer's accumulators are shared between the request and its candidates.
+enum FirstLayer {
+    /// Candidates differ by a plaintext only: the public embeddings' columns.
+    Concat {
+        /// The first top layer on its private columns (the bottom output, then the private
+        /// tables' embeddings), with the layer's bias.
+        private_first: LweDenseLayer,
+        /// The first top layer's weights on its public columns, row by row.
+        public_weights: Vec<i64>,
+    },
+    /// Candidates differ by ciphertexts: the pairs of a private and a public vector.
+    Dot(Box<RankedDot>),
 }
 
 impl RankedPart {
-    /// `None` for a model without a public table, or with the dot interaction (not built).
+    /// `None` for a model without a public table.
     pub(super) fn new(model: &QuantizedModel, plan: &FhePlan) -> Result<Option<Self>> {
         let c = &model.config;
         let public = c.roles.public_tables(c.tables.len());
-        if public.is_empty() || c.interaction != Interaction::Concat {
+        if public.is_empty() {
             return Ok(None);
         }
         let private = c.roles.private_tables(c.tables.len());
         let (b, d) = (c.bottom_output(), c.embedding_dim);
-        let columns = |tables: &[usize]| -> Vec<usize> {
-            tables
-                .iter()
-                .flat_map(|&t| b + t * d..b + (t + 1) * d)
-                .collect()
-        };
-        let private_columns: Vec<usize> = (0..b).chain(columns(&private)).collect();
-        let public_columns = columns(&public);
-        let first = &model.top[0];
-        let weights = |columns: &[usize]| -> Vec<i64> {
-            (0..first.rows)
-                .flat_map(|r| {
-                    columns
-                        .iter()
-                        .map(move |&col| i64::from(first.weights[r * first.cols + col]))
-                })
-                .collect()
-        };
         let layer = &plan.layers[plan.bottom_layers];
-        let boxes = layer.activation.map(|a| (a.lo, a.box_shift));
-        let (bias, bias_encoding) = shifted_bias(&first.bias, boxes, layer.input_scale_log);
-        let private_first = LweDenseLayer::new(
-            first.rows,
-            private_columns.len(),
-            weights(&private_columns),
-            bias,
-            bias_encoding,
-        )?;
+        let first = match c.interaction {
+            Interaction::Dot => FirstLayer::Dot(Box::new(RankedDot::new(model, plan)?)),
+            Interaction::Concat => {
+                let columns = |tables: &[usize]| -> Vec<usize> {
+                    tables
+                        .iter()
+                        .flat_map(|&t| b + t * d..b + (t + 1) * d)
+                        .collect()
+                };
+                let private_columns: Vec<usize> = (0..b).chain(columns(&private)).collect();
+                let first = &model.top[0];
+                let weights = |columns: &[usize]| -> Vec<i64> {
+                    (0..first.rows)
+                        .flat_map(|r| {
+                            columns
+                                .iter()
+                                .map(move |&col| i64::from(first.weights[r * first.cols + col]))
+                        })
+                        .collect()
+                };
+                let boxes = layer.activation.map(|a| (a.lo, a.box_shift));
+                let (bias, bias_encoding) = shifted_bias(&first.bias, boxes, layer.input_scale_log);
+                FirstLayer::Concat {
+                    private_first: LweDenseLayer::new(
+                        first.rows,
+                        private_columns.len(),
+                        weights(&private_columns),
+                        bias,
+                        bias_encoding,
+                    )?,
+                    public_weights: weights(&columns(&public)),
+                }
+            }
+        };
         let private_tables = match plan.interface.private_lookup_plan()? {
             None => None,
             Some(lookup_plan) => {
@@ -92,26 +130,30 @@ impl RankedPart {
         };
         Ok(Some(RankedPart {
             private_tables,
-            private_first,
-            public_weights: weights(&public_columns),
             public_tables: (public.iter())
                 .map(|&t| (c.tables[t], model.tables[t].clone()))
                 .collect(),
             dim: d,
             unit: encoding(layer.input_scale_log),
+            first,
         }))
     }
 
-    /// The public columns' share of the first top layer's accumulators for one candidate.
-    fn public_share(&self, ids: &[u32]) -> Vec<i64> {
-        let values: Vec<i64> = (self.public_tables.iter().zip(ids))
-            .flat_map(|((spec, table), &id)| table.lookup(spec, self.dim, id))
-            .collect();
-        self.public_weights
-            .chunks_exact(values.len())
-            .map(|row| row.iter().zip(&values).map(|(w, v)| w * v).sum())
+    /// One candidate's public vectors (its public tables' embeddings), in table order.
+    fn public_vectors(&self, ids: &[u32]) -> Vec<Vec<i64>> {
+        (self.public_tables.iter().zip(ids))
+            .map(|((spec, table), &id)| table.lookup(spec, self.dim, id))
             .collect()
     }
+}
+
+/// The concat public columns' share of the first top layer's accumulators for one candidate.
+fn public_share(public_weights: &[i64], vectors: &[Vec<i64>]) -> Vec<i64> {
+    let values = vectors.concat();
+    public_weights
+        .chunks_exact(values.len())
+        .map(|row| row.iter().zip(&values).map(|(w, v)| w * v).sum())
+        .collect()
 }
 
 impl ServerModel {
@@ -158,7 +200,7 @@ impl ServerModel {
     }
 
     /// Whether the model runs ranked requests: `Err(InferError::Unsupported)` with the reason
-    /// (no public table; the `dot` interaction's ranked executor is not built) when it does not.
+    /// (no public table) when it does not.
     ///
     /// ```
     /// use dlrm::{FeatureRoles, Role};
@@ -176,10 +218,9 @@ impl ServerModel {
 
     fn ranked_part(&self) -> Result<&RankedPart> {
         self.ranked.as_ref().ok_or_else(|| {
-            InferError::Unsupported(match self.interface().ranks() {
-                true => "ranked requests of dot-interaction models are not built yet".into(),
-                false => "the model has no public table: rank with single-row requests".into(),
-            })
+            InferError::Unsupported(
+                "the model has no public table: rank with single-row requests".into(),
+            )
         })
     }
 
@@ -216,44 +257,107 @@ impl ServerModel {
         let part = self.ranked_part()?;
         self.check_request(key, &request.model_id, request.parameter_set)?;
         check_candidates(self.interface(), &request.candidates, usize::MAX)?;
-        let (mut x, _) = self.bottom(key, &request.dense, timings, &mut None, abandoned)?;
+        let (mut x, mut vectors) =
+            self.bottom(key, &request.dense, timings, &mut None, abandoned)?;
 
         may_start(abandoned, "lookup")?;
         let started = Instant::now();
         match (&part.private_tables, &request.query) {
             (Some(tables), Some(query)) => {
-                x.append(&tables.lookup(query, &OutputOrder::SlotMajor)?)?;
+                let embeddings = tables.lookup(query, &OutputOrder::SlotMajor)?;
+                vectors.as_mut().unwrap_or(&mut x).append(&embeddings)?;
             }
             (None, None) => {}
             _ => return Err(malformed("rank request", "query present or missing")),
         }
         timings.lookup = started.elapsed();
 
-        let started = Instant::now();
-        let once = part.private_first.apply(&x)?;
         let (first, rest) = self.top_stages().split_first().expect("a top MLP");
-        // The candidates' first top layer accumulators differ from `once` by a plaintext only:
-        // one blind rotation per row, read at each candidate's offset.
-        let rotated = (first.table.as_ref())
-            .map(|table| key.keyswitch_blind_rotate(&once, table))
-            .transpose()?;
-        let per_batch = (CIPHERTEXTS_PER_BATCH / once.len().max(1)).max(1);
+        let once = match (&part.first, &self.dot, &vectors) {
+            (
+                FirstLayer::Concat {
+                    private_first,
+                    public_weights,
+                },
+                ..,
+            ) => {
+                let started = Instant::now();
+                let accumulators = private_first.apply(&x)?;
+                // The candidates' first top layer accumulators differ from these by a
+                // plaintext only: one blind rotation per row, read at each candidate's offset.
+                let rotated = (first.table.as_ref())
+                    .map(|table| key.keyswitch_blind_rotate(&accumulators, table))
+                    .transpose()?;
+                timings.top += started.elapsed();
+                Once::Concat {
+                    public_weights,
+                    accumulators,
+                    rotated,
+                }
+            }
+            (FirstLayer::Dot(dot), Some(stage), Some(vectors)) => {
+                may_start(abandoned, "interaction")?;
+                let started = Instant::now();
+                let (accumulators, rotated) = dot.once(key, &stage.square, &x, vectors)?;
+                timings.interaction = started.elapsed();
+                Once::Dot {
+                    dot,
+                    accumulators,
+                    rotated,
+                }
+            }
+            _ => {
+                return Err(InferError::Unsupported(
+                    "a dot model without its interaction stage".into(),
+                ));
+            }
+        };
+
+        let started = Instant::now();
+        let per_batch = (CIPHERTEXTS_PER_BATCH / first.dense.outputs().max(1)).max(1);
         let mut logits = Vec::with_capacity(request.candidates.len().div_ceil(per_batch));
         for group in request.candidates.chunks(per_batch) {
             may_start(abandoned, "top")?;
-            let shares: Vec<Vec<i64>> =
-                group.par_iter().map(|ids| part.public_share(ids)).collect();
-            let mut x = match &rotated {
-                Some(rotated) => rotated.read(&shares.concat(), part.unit)?,
-                None => {
-                    let accumulators = (shares.iter())
-                        .map(|share| {
-                            let mut accumulators = once.clone();
-                            accumulators.add_plaintexts(share, part.unit)?;
-                            Ok(accumulators)
-                        })
+            let public: Vec<Vec<Vec<i64>>> = group
+                .par_iter()
+                .map(|ids| part.public_vectors(ids))
+                .collect();
+            let mut x = match &once {
+                Once::Concat {
+                    public_weights,
+                    accumulators: once,
+                    rotated,
+                } => {
+                    let shares: Vec<Vec<i64>> = (public.iter())
+                        .map(|vectors| public_share(public_weights, vectors))
+                        .collect();
+                    match rotated {
+                        Some(rotated) => rotated.read(&shares.concat(), part.unit)?,
+                        None => {
+                            let accumulators = (shares.iter())
+                                .map(|share| {
+                                    let mut accumulators = once.clone();
+                                    accumulators.add_plaintexts(share, part.unit)?;
+                                    Ok(accumulators)
+                                })
+                                .collect::<Result<Vec<_>>>()?;
+                            LweBatch::concat(&accumulators)?
+                        }
+                    }
+                }
+                Once::Dot {
+                    dot,
+                    accumulators: once,
+                    rotated,
+                } => {
+                    let accumulators = (public.par_iter())
+                        .map(|vectors| dot.accumulators(rotated, once, vectors, part.unit))
                         .collect::<Result<Vec<_>>>()?;
-                    LweBatch::concat(&accumulators)?
+                    let accumulators = LweBatch::concat(&accumulators)?;
+                    match &first.table {
+                        Some(table) => key.keyswitch_bootstrap(&accumulators, table)?,
+                        None => accumulators,
+                    }
                 }
             };
             for stage in rest {
@@ -269,7 +373,7 @@ impl ServerModel {
             }
             logits.push(x);
         }
-        timings.top = started.elapsed();
+        timings.top += started.elapsed();
         Ok(RankResponse {
             model_id: self.interface().model_id.clone(),
             parameter_set: self.interface().parameter_set,
