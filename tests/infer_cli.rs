@@ -66,10 +66,22 @@ fn plan_counts_a_ranked_request() {
     let output = plan(&roles, "10");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
-    // Bottom 3 + 2 and the top layer's 3 blind rotations once, nothing per candidate.
+    // Bottom 3 + 2 and the first top layer's 3 blind rotations once, read at every
+    // candidate's offset: nothing per candidate.
     assert!(
         stdout.contains(
             "ranked request, 10 candidates: 8 bootstraps once + 0 per candidate x 10 = 8"
+        ),
+        "{stdout}"
+    );
+    // The dot variant: bottom 5, 2 bottom copies, 4 rotations of private entries and 2 private
+    // pair squares once; the top layer's 3 activations per candidate.
+    infer::testing::tiny_dot_model().save(&path).unwrap();
+    let output = plan(&roles, "10");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(
+            "ranked request, 10 candidates: 13 bootstraps once + 3 per candidate x 10 = 43"
         ),
         "{stdout}"
     );
