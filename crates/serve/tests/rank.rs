@@ -39,8 +39,7 @@ fn named(name: &str, model: &QuantizedModel) -> NamedModel {
     }
 }
 
-/// The ranked model, the all-private tiny model and the dot model with a public table (whose
-/// ranked executor is not built).
+/// The ranked model, the all-private tiny model and the dot model with a public table.
 fn start(store: &Path, access: Access, limits: Limits) -> serve::Result<RunningService> {
     let models = vec![
         named(RANKED, &ranked_model()),
@@ -196,7 +195,7 @@ fn ranked_answers_over_http_match_the_reference() {
         .collect();
     assert_eq!(
         ranks,
-        [("tiny", false), ("tiny-dot-rank", false), (RANKED, true)]
+        [("tiny", false), ("tiny-dot-rank", true), (RANKED, true)]
     );
 
     let candidates = all_candidates();
@@ -368,13 +367,8 @@ fn models_that_do_not_rank_and_unknown_names_answer_their_codes() {
         "no_public_tables",
     );
     assert!(description(addr, "tiny")["rank"].is_null());
-    // Public tables, but the dot interaction's ranked executor is not built.
-    expect(
-        rank_call(addr, "tiny-dot-rank", &key_id, &body),
-        400,
-        "rank_unsupported",
-    );
-    assert!(description(addr, "tiny-dot-rank")["rank"].is_null());
+    // The dot model ranks too: its description says how.
+    assert!(!description(addr, "tiny-dot-rank")["rank"].is_null());
 
     expect(
         rank_call(addr, "nope", &key_id, &body),

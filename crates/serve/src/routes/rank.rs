@@ -53,7 +53,7 @@ pub(crate) async fn rank(
 /// The body limit of the model's ranked requests, or why the model takes none: 400
 /// `no_public_tables` for a model whose every feature is private (nothing to rank: every
 /// candidate would be a whole encrypted row), 400 `rank_unsupported` for a model with public
-/// tables whose ranked executor is not built (the `dot` interaction).
+/// tables that the executor cannot rank (none today: concat and dot both rank).
 fn body_limit(model: &LoadedModel) -> Result<usize, ApiError> {
     if let Some(limit) = model.max_rank_request_bytes {
         return Ok(limit);
