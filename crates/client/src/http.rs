@@ -225,15 +225,7 @@ impl ServiceClient {
     /// returns the encrypted response's bytes and the server's stage timings.
     pub fn infer(&self, model: &str, key_id: &str, request: &[u8]) -> Result<Answer> {
         let url = format!("{}/v1/models/{model}/infer", self.base);
-        let response = self.post_binary(&url, key_id, request);
-        let stages = response
-            .as_ref()
-            .ok()
-            .and_then(|r| r.headers().get("server-timing"))
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_server_timing);
-        let bytes = self.answer(&url, response)?;
-        Ok(Answer { bytes, stages })
+        self.timed_answer(&url, key_id, request, MAX_ANSWER_BYTES)
     }
 
     /// Runs one ranked request (the bytes of an [`infer::RankRequest`]: the user's encrypted
@@ -259,14 +251,20 @@ impl ServiceClient {
     /// ```
     pub fn rank(&self, model: &str, key_id: &str, request: &[u8]) -> Result<Answer> {
         let url = format!("{}/v1/models/{model}/rank", self.base);
-        let response = self.post_binary(&url, key_id, request);
+        self.timed_answer(&url, key_id, request, MAX_RANK_ANSWER_BYTES)
+    }
+
+    /// Posts `request` with the key `key_id` and reads the answer (at most `limit` bytes) with
+    /// the stages of its `server-timing` header.
+    fn timed_answer(&self, url: &str, key_id: &str, request: &[u8], limit: u64) -> Result<Answer> {
+        let response = self.post_binary(url, key_id, request);
         let stages = response
             .as_ref()
             .ok()
             .and_then(|r| r.headers().get("server-timing"))
             .and_then(|v| v.to_str().ok())
             .and_then(parse_server_timing);
-        let bytes = self.answer_within(&url, response, MAX_RANK_ANSWER_BYTES)?;
+        let bytes = self.answer_within(url, response, limit)?;
         Ok(Answer { bytes, stages })
     }
 
