@@ -85,4 +85,4 @@ pub use sanitiser::OutputSanitiser;
 pub use train::{
     EpochReport, Silent, TrainProgress, TrainReport, evaluate, first_rows, predict_logits, train,
 };
-pub use weights::{DenseLayer, DlrmWeights, Matrix};
+pub use weights::{DenseLayer, DlrmWeights, Matrix, dot_pairs};

@@ -255,8 +255,14 @@ fn relu(mut x: Vec<f32>) -> Vec<f32> {
     x
 }
 
-/// Pairs `(i, j)`, `j < i`, of the dot interaction over `vectors` vectors, in reference order.
-pub(crate) fn dot_pairs(vectors: usize) -> impl Iterator<Item = (usize, usize)> {
+/// Pairs `(i, j)`, `j < i`, of the dot interaction over `vectors` vectors (the bottom output
+/// is vector 0, table `t` vector `t + 1`), in the order the pair features are laid out: the
+/// strictly lower triangle row by row, as the reference DLRM's `interact_features`.
+///
+/// ```
+/// assert_eq!(dlrm::dot_pairs(3).collect::<Vec<_>>(), vec![(1, 0), (2, 0), (2, 1)]);
+/// ```
+pub fn dot_pairs(vectors: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..vectors).flat_map(|i| (0..i).map(move |j| (i, j)))
 }
 

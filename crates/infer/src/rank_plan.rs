@@ -90,8 +90,7 @@ impl RankPlan {
             let rotated = (0..vectors)
                 .filter(|&v| private(v) && (squared(v) || public))
                 .count();
-            let private_pairs = (0..vectors)
-                .flat_map(|i| (0..i).map(move |j| (i, j)))
+            let private_pairs = dlrm::dot_pairs(vectors)
                 .filter(|&(i, j)| private(i) && private(j))
                 .count();
             once += d + rotated * d + private_pairs * d;

@@ -7,7 +7,7 @@
 //! vectors and the public vectors' norms are computed in the clear. The first top layer's
 //! accumulators then hold per-candidate ciphertexts, so the whole top MLP runs per candidate.
 
-use dlrm::{DotInteraction, DotLayout, QuantizedModel};
+use dlrm::{DotInteraction, DotLayout, QuantizedModel, dot_pairs};
 use fhe::{Encoding, LookupTable, LweBatch, LweDenseLayer, RotatedTables, ServerKey};
 
 use crate::dot_stage::{InteractionInputs, matrix};
@@ -47,11 +47,6 @@ pub(super) struct RankedDot {
     square_input: Encoding,
 }
 
-/// Pairs `(i, j)`, `j < i`, over `vectors` vectors, in the model's order.
-fn pairs(vectors: usize) -> impl Iterator<Item = (usize, usize)> {
-    (0..vectors).flat_map(|i| (0..i).map(move |j| (i, j)))
-}
-
 impl RankedDot {
     pub(super) fn new(model: &QuantizedModel, plan: &FhePlan) -> Result<Self> {
         let c = &model.config;
@@ -65,10 +60,10 @@ impl RankedDot {
         let private: Vec<bool> = (0..vectors).map(|v| c.roles.vector_is_private(v)).collect();
         let held: Vec<usize> = (0..vectors).filter(|&v| private[v]).collect();
         let position = |v: usize| held.iter().position(|&h| h == v).expect("a private vector");
-        let private_pairs: Vec<(usize, usize)> = pairs(vectors)
+        let private_pairs: Vec<(usize, usize)> = dot_pairs(vectors)
             .filter(|&(i, j)| private[i] && private[j])
             .collect();
-        let cross: Vec<(usize, usize)> = pairs(vectors)
+        let cross: Vec<(usize, usize)> = dot_pairs(vectors)
             .filter(|&(i, j)| private[i] != private[j])
             .collect();
         let inputs = InteractionInputs::new(&layout, plan.interface.lookup_scale_log, step, |v| {
@@ -279,7 +274,7 @@ impl RankedDot {
                 false => values[v].iter().map(|&u| square.apply(u)).sum(),
             };
         }
-        let features: Vec<i64> = pairs(self.vectors)
+        let features: Vec<i64> = dot_pairs(self.vectors)
             .map(|(i, j)| match (self.private[i], self.private[j]) {
                 (false, false) => {
                     let sums: i64 = (values[i].iter().zip(&values[j]))
