@@ -5,11 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use dlrm::QuantizedModel;
 use fhe::ParameterSetId;
 use infer::{RankPlan, ServerModel};
 
-use crate::roles_arg::read_roles;
+use crate::roles_arg::load_with_roles;
 use crate::session::parameter_set;
 
 #[derive(Args)]
@@ -32,12 +31,7 @@ pub(crate) struct PlanArgs {
 }
 
 pub(crate) fn plan(args: PlanArgs) -> anyhow::Result<()> {
-    let mut model = QuantizedModel::load(&args.model)?;
-    if let Some(path) = &args.roles {
-        model = model
-            .with_roles(read_roles(path)?)
-            .with_context(|| format!("roles {} for {}", path.display(), args.model.display()))?;
-    }
+    let model = load_with_roles(&args.model, args.roles.as_deref())?;
     let server = ServerModel::new(&model, args.parameter_set)
         .with_context(|| format!("compiling {}", args.model.display()))?;
     let rank = args

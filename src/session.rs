@@ -125,12 +125,7 @@ impl Session {
         keys: &Path,
         roles: Option<&Path>,
     ) -> anyhow::Result<Self> {
-        let mut quantized = QuantizedModel::load(model)?;
-        if let Some(path) = roles {
-            quantized = quantized
-                .with_roles(crate::roles_arg::read_roles(path)?)
-                .with_context(|| format!("roles {} for {}", path.display(), model.display()))?;
-        }
+        let quantized = crate::roles_arg::load_with_roles(model, roles)?;
         let keys = KeyDirectory::open(keys)?;
         let server = ServerModel::new(&quantized, keys.parameter_set)
             .with_context(|| format!("compiling {}", model.display()))?;
