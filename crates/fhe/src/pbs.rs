@@ -7,10 +7,11 @@ use tfhe::core_crypto::prelude::*;
 
 use crate::encoding::Encoding;
 use crate::error::{FheError, Result};
-use crate::keys::{ServerKey, check_parameter_set};
+use crate::keys::check_parameter_set;
 use crate::lwe_batch::LweBatch;
 use crate::parameter_set::ParameterSetId;
 use crate::params::FheParameters;
+use crate::server_key::ServerKey;
 use crate::sizes::{LutBits, ScaleLog};
 
 /// A lookup table over `2^bits` boxes of the positive half torus: an input whose phase is about

@@ -14,10 +14,10 @@ use tfhe::core_crypto::prelude::*;
 
 use crate::encoding::Encoding;
 use crate::error::{FheError, Result};
-use crate::keys::ServerKey;
 use crate::lwe_batch::LweBatch;
 use crate::parameter_set::ParameterSetId;
 use crate::pbs::LookupTable;
+use crate::server_key::ServerKey;
 
 /// Lookup tables blind-rotated by their inputs' phases, not yet read: [`RotatedTables::read`]
 /// extracts input `r`'s table at its phase plus any offset, as often as wanted.
