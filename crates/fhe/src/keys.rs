@@ -1,12 +1,14 @@
 //! The client key (secret keys, derived from a seed) and the generation of the server key
 //! from it.
 
+use std::convert::Infallible;
+
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::commons::generators::DeterministicSeeder;
 use tfhe::core_crypto::commons::math::random::Seed;
 use tfhe::core_crypto::prelude::*;
 use tfhe::named::Named;
-use tfhe_versionable::{Versionize, VersionsDispatch};
+use tfhe_versionable::{Upgrade, Version, Versionize, VersionsDispatch};
 
 use crate::error::{FheError, Result};
 use crate::parameter_set::ParameterSetId;
@@ -46,8 +48,9 @@ pub(crate) fn check_parameter_set(expected: ParameterSetId, found: ParameterSetI
 }
 
 /// The client's secret keys: the GLWE key (whose LWE view, the "big key", encrypts queries and
-/// decrypts results) and the small LWE key (the bootstrap input key). Never leaves the client.
-/// Both are zeroed when the key (or a clone) is dropped, and the type is not `Debug`, so it
+/// decrypts results), the small LWE key (the bootstrap input key) and, where the parameter set
+/// has one, the packing GLWE key (which decrypts packed answers). Never leaves the client.
+/// All are zeroed when the key (or a clone) is dropped, and the type is not `Debug`, so it
 /// cannot end up in a log line:
 ///
 /// ```compile_fail
@@ -61,13 +64,37 @@ pub struct ClientKey {
     parameter_set: ParameterSetId,
     small_lwe_key: Wiped<LweSecretKeyOwned<u64>>,
     glwe_key: Wiped<GlweSecretKeyOwned<u64>>,
+    packing_glwe_key: Option<Wiped<GlweSecretKeyOwned<u64>>>,
+}
+
+/// A client key of the first version, without a packing key.
+#[derive(Version)]
+pub struct ClientKeyV0 {
+    parameter_set: ParameterSetId,
+    small_lwe_key: Wiped<LweSecretKeyOwned<u64>>,
+    glwe_key: Wiped<GlweSecretKeyOwned<u64>>,
+}
+
+impl Upgrade<ClientKey> for ClientKeyV0 {
+    type Error = Infallible;
+
+    fn upgrade(self) -> std::result::Result<ClientKey, Infallible> {
+        Ok(ClientKey {
+            parameter_set: self.parameter_set,
+            small_lwe_key: self.small_lwe_key,
+            glwe_key: self.glwe_key,
+            packing_glwe_key: None,
+        })
+    }
 }
 
 /// Version dispatch of [`ClientKey`].
 #[derive(VersionsDispatch)]
 pub enum ClientKeyVersions {
-    /// First version.
-    V0(ClientKey),
+    /// First version: no packing key.
+    V0(ClientKeyV0),
+    /// Second version: the packing GLWE key, where the parameter set has one.
+    V1(ClientKey),
 }
 
 impl Named for ClientKey {
@@ -97,10 +124,20 @@ impl ClientKey {
             params.tfhe_polynomial_size(),
             &mut secret_generator,
         );
+        // Drawn last, so that a seed gives the same first two keys as in the first version.
+        let packing = params.packing();
+        let packing_glwe_key = Some(Wiped::new(
+            allocate_and_generate_new_binary_glwe_secret_key(
+                packing.glwe_dimension,
+                packing.polynomial_size,
+                &mut secret_generator,
+            ),
+        ));
         ClientKey {
             parameter_set,
             small_lwe_key: Wiped::new(small_lwe_key),
             glwe_key: Wiped::new(glwe_key),
+            packing_glwe_key,
         }
     }
 
@@ -130,6 +167,21 @@ impl ClientKey {
         &self.glwe_key
     }
 
+    pub(crate) fn packing_glwe_key(&self) -> Option<&GlweSecretKeyOwned<u64>> {
+        self.packing_glwe_key.as_deref()
+    }
+
+    /// Whether the key can decrypt packed answers: false for the sets without packing
+    /// parameters and for keys written by the first version of this format.
+    ///
+    /// ```
+    /// use fhe::{ClientKey, KeySeed, ParameterSetId};
+    /// assert!(ClientKey::from_seed(ParameterSetId::default(), KeySeed(1)).can_unpack());
+    /// ```
+    pub fn can_unpack(&self) -> bool {
+        self.packing_glwe_key.is_some()
+    }
+
     /// Generates the server key (bootstrapping key and keyswitching key) in seeded form, with
     /// its randomness derived from `seed` (docs/fhe.md measures the time).
     ///
@@ -140,6 +192,30 @@ impl ClientKey {
     /// assert!(compressed.to_bytes().unwrap().len() < 31 << 20);
     /// ```
     pub fn compressed_server_key(&self, seed: KeySeed) -> CompressedServerKey {
+        self.generate_server_key(seed, false)
+            .expect("a server key without packing key always exists")
+    }
+
+    /// [`ClientKey::compressed_server_key`] with the packing key (docs/rank.md): the server
+    /// then answers ranked requests with up to 256 scores per small GLWE ciphertext instead of
+    /// one LWE ciphertext each. Fails where the parameter set has no packing parameters or the
+    /// client key no packing key.
+    ///
+    /// ```no_run
+    /// use fhe::{ClientKey, KeySeed, ParameterSetId};
+    /// let client = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// let compressed = client.compressed_server_key_with_packing(KeySeed(2)).unwrap();
+    /// assert!(compressed.has_packing_key());
+    /// ```
+    pub fn compressed_server_key_with_packing(&self, seed: KeySeed) -> Result<CompressedServerKey> {
+        self.generate_server_key(seed, true)
+    }
+
+    fn generate_server_key(
+        &self,
+        seed: KeySeed,
+        with_packing: bool,
+    ) -> Result<CompressedServerKey> {
         let params = self.parameters();
         let mut seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(Seed(seed.0));
         let (pbs_base_log, pbs_level) = params.pbs_decomposition();
@@ -162,11 +238,32 @@ impl ClientKey {
             params.ciphertext_modulus(),
             &mut seeder,
         );
-        CompressedServerKey {
+        let packing_key = match with_packing {
+            false => None,
+            true => {
+                let packing = params.packing();
+                let key = self.packing_glwe_key().ok_or_else(|| {
+                    FheError::InvalidArgument(
+                        "the client key predates packing keys: generate new keys".into(),
+                    )
+                })?;
+                Some(allocate_and_generate_new_seeded_lwe_packing_keyswitch_key(
+                    &self.glwe_key.as_lwe_secret_key(),
+                    key,
+                    packing.base_log,
+                    packing.level,
+                    packing.noise,
+                    params.ciphertext_modulus(),
+                    &mut seeder,
+                ))
+            }
+        };
+        Ok(CompressedServerKey {
             parameter_set: self.parameter_set,
             bootstrap_key,
             keyswitch_key,
-        }
+            packing_key,
+        })
     }
 
     /// Serialises the key in the versioned wire format. Store it like any secret.
@@ -213,11 +310,28 @@ impl ClientKey {
             params.big_lwe_dimension().0,
             key.glwe_key.as_ref().len(),
         )?;
+        if let Some(packing_key) = &key.packing_glwe_key {
+            let packing = params.packing();
+            expect_dimension(
+                what,
+                "packing key polynomial size",
+                packing.polynomial_size.0,
+                packing_key.polynomial_size().0,
+            )?;
+            expect_dimension(
+                what,
+                "packing key length",
+                packing.glwe_dimension.0 * packing.polynomial_size.0,
+                packing_key.as_ref().len(),
+            )?;
+        }
         Ok(key)
     }
 
     fn size_limit(params: FheParameters) -> u64 {
-        let words = params.small_lwe_dimension().0 + params.big_lwe_dimension().0;
+        let packing = params.packing();
+        let packing = packing.glwe_dimension.0 * packing.polynomial_size.0;
+        let words = params.small_lwe_dimension().0 + params.big_lwe_dimension().0 + packing;
         words as u64 * 8 + HEADER_ALLOWANCE
     }
 }

@@ -15,6 +15,9 @@
 //! - [`ServerKey::keyswitch_bootstrap`] with a [`LookupTable`]: activations and requantisation.
 //! - [`ServerKey::keyswitch_blind_rotate`] / [`RotatedTables::read`]: one bootstrap read at many
 //!   plaintext offsets (one blind rotation per input, one sample extraction per offset).
+//! - [`ServerKey::pack`] / [`PackedLwes`]: results packed `N'` to a small GLWE ciphertext under
+//!   the client's packing key ([`PackingParameters`]), decrypted by
+//!   [`ClientKey::decrypt_packed`].
 
 mod encoding;
 mod encryption;
@@ -27,6 +30,9 @@ mod matvec;
 mod matvec_layout;
 mod ntt;
 mod ntt_glwe_batch;
+mod packed_lwes;
+mod packing;
+mod packing_key;
 mod parameter_set;
 mod params;
 mod pbs;
@@ -46,6 +52,8 @@ pub use lwe_batch::{LweBatch, LweBatchVersions};
 pub use matvec::PackedMatrix;
 pub use matvec_layout::PackedMatVecLayout;
 pub use ntt_glwe_batch::NttGlweBatch;
+pub use packed_lwes::{PackedLwes, PackedLwesVersions};
+pub use packing_key::PackingParameters;
 pub use parameter_set::{ParameterSetId, ParameterSetIdVersions};
 pub use params::FheParameters;
 pub use pbs::LookupTable;

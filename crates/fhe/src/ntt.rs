@@ -153,6 +153,28 @@ impl NttAccumulator {
         }
     }
 
+    /// Adds another accumulator of the same shape (partial sums computed apart).
+    pub(crate) fn merge(&mut self, plan: &Plan32, other: &NttAccumulator) {
+        let n = plan.ntt_size();
+        for (accumulator, other) in self
+            .residues
+            .chunks_exact_mut(PRIME_COUNT * n)
+            .zip(other.residues.chunks_exact(PRIME_COUNT * n))
+        {
+            for ((prime_plan, accumulator), other) in prime_plans(plan)
+                .into_iter()
+                .zip(accumulator.chunks_exact_mut(n))
+                .zip(other.chunks_exact(n))
+            {
+                let modulus = u64::from(prime_plan.modulus());
+                for (a, &b) in accumulator.iter_mut().zip(other) {
+                    let sum = u64::from(*a) + u64::from(b);
+                    *a = (if sum >= modulus { sum - modulus } else { sum }) as u32;
+                }
+            }
+        }
+    }
+
     /// Inverse transform and CRT reconstruction: the raw words of the resulting GLWE.
     #[cfg(test)]
     pub(crate) fn finish(self, plan: &Plan32) -> Vec<u64> {

@@ -1,31 +1,59 @@
 //! The server key: its seeded transport form (what the client sends once, read under size
 //! limits and checked dimension by dimension) and the expanded form the server computes with.
 
+use std::convert::Infallible;
+
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::prelude::*;
 use tfhe::named::Named;
-use tfhe_versionable::{Versionize, VersionsDispatch};
+use tfhe_versionable::{Upgrade, Version, Versionize, VersionsDispatch};
 
 use crate::error::{FheError, Result};
 use crate::keys::check_parameter_set;
+use crate::packing_key::validate_packing_key;
 use crate::parameter_set::ParameterSetId;
 use crate::params::FheParameters;
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
-/// The server key in its seeded transport form (about 29 MiB for the 2_2 set): the bootstrap
-/// key and the keyswitching key store only their bodies and the seed of their masks.
+/// The server key in its seeded transport form (about 29 MiB for the 2_2 set, 16 MiB more with
+/// the packing key): the bootstrap key, the keyswitching key and the optional packing key store
+/// only their bodies and the seed of their masks.
 #[derive(Clone, Serialize, Deserialize, Versionize)]
 #[versionize(CompressedServerKeyVersions)]
 pub struct CompressedServerKey {
     pub(crate) parameter_set: ParameterSetId,
     pub(crate) bootstrap_key: SeededLweBootstrapKeyOwned<u64>,
     pub(crate) keyswitch_key: SeededLweKeyswitchKeyOwned<u64>,
+    pub(crate) packing_key: Option<SeededLwePackingKeyswitchKeyOwned<u64>>,
+}
+
+/// A compressed server key of the first version, without a packing key.
+#[derive(Version)]
+pub struct CompressedServerKeyV0 {
+    parameter_set: ParameterSetId,
+    bootstrap_key: SeededLweBootstrapKeyOwned<u64>,
+    keyswitch_key: SeededLweKeyswitchKeyOwned<u64>,
+}
+
+impl Upgrade<CompressedServerKey> for CompressedServerKeyV0 {
+    type Error = Infallible;
+
+    fn upgrade(self) -> std::result::Result<CompressedServerKey, Infallible> {
+        Ok(CompressedServerKey {
+            parameter_set: self.parameter_set,
+            bootstrap_key: self.bootstrap_key,
+            keyswitch_key: self.keyswitch_key,
+            packing_key: None,
+        })
+    }
 }
 
 /// Version dispatch of [`CompressedServerKey`].
 #[derive(VersionsDispatch)]
 pub enum CompressedServerKeyVersions {
-    /// First version.
-    V0(CompressedServerKey),
+    /// First version: no packing key.
+    V0(CompressedServerKeyV0),
+    /// Second version: an optional packing key.
+    V1(CompressedServerKey),
 }
 
 impl Named for CompressedServerKey {
@@ -42,6 +70,17 @@ impl CompressedServerKey {
     /// ```
     pub fn parameter_set(&self) -> ParameterSetId {
         self.parameter_set
+    }
+
+    /// Whether the key carries a packing key (ranked answers packed into GLWE ciphertexts).
+    ///
+    /// ```no_run
+    /// use fhe::{ClientKey, KeySeed, ParameterSetId};
+    /// let client = ClientKey::from_seed(ParameterSetId::default(), KeySeed(1));
+    /// assert!(!client.compressed_server_key(KeySeed(2)).has_packing_key());
+    /// ```
+    pub fn has_packing_key(&self) -> bool {
+        self.packing_key.is_some()
     }
 
     /// Serialises the key in the versioned wire format.
@@ -105,6 +144,7 @@ impl CompressedServerKey {
             parameters: params,
             bootstrap_key,
             keyswitch_key: self.keyswitch_key.par_decompress_into_lwe_keyswitch_key(),
+            packing_key: self.packing_key,
         }
     }
 
@@ -121,12 +161,14 @@ impl CompressedServerKey {
     }
 
     fn size_limit(params: FheParameters) -> u64 {
-        (Self::bootstrap_key_words(params) + Self::keyswitch_key_words(params)) as u64 * 8
+        let packing = params.packing().seeded_key_words();
+        (Self::bootstrap_key_words(params) + Self::keyswitch_key_words(params) + packing) as u64 * 8
             + HEADER_ALLOWANCE
     }
 
     /// The most bytes a key of `parameter_set` takes in the form [`CompressedServerKey::to_bytes`]
-    /// writes: what a service may accept as an upload for that set before reading it.
+    /// writes, packing key included: what a service may accept as an upload for that set before
+    /// reading it.
     ///
     /// ```no_run
     /// use fhe::{ClientKey, CompressedServerKey, KeySeed, ParameterSetId};
@@ -209,16 +251,22 @@ impl CompressedServerKey {
                 reason: "ciphertext modulus differs from the parameter set".into(),
             });
         }
+        if let Some(packing_key) = &self.packing_key {
+            validate_packing_key(packing_key, params, what)?;
+        }
         Ok(())
     }
 }
 
 /// The server's evaluation key, in memory (about 115 MiB for the 2_2 set): the Fourier-domain
-/// bootstrap key and the keyswitching key from the big key to the small key.
+/// bootstrap key, the keyswitching key from the big key to the small key and, if the client sent
+/// one, the packing key, kept seeded (its masks are expanded for each packing, see
+/// `packing.rs`).
 pub struct ServerKey {
     parameters: FheParameters,
     pub(crate) bootstrap_key: FourierLweBootstrapKeyOwned,
     pub(crate) keyswitch_key: LweKeyswitchKeyOwned<u64>,
+    pub(crate) packing_key: Option<SeededLwePackingKeyswitchKeyOwned<u64>>,
 }
 
 impl ServerKey {
