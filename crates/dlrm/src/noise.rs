@@ -18,6 +18,11 @@ pub struct NoiseModel {
     pub bootstrap_output_sd: f64,
     /// Standard deviation added by keyswitch plus (centred) modulus switch before each bootstrap.
     pub modulus_switch_sd: f64,
+    /// Standard deviation the packing of a ranked answer adds to each logit, at most (a full
+    /// packed ciphertext), in `1/(2N)` units: `fhe::PackingParameters::added_noise_sd`, checked
+    /// against it by the `infer` tests.
+    #[serde(default = "NoiseModel::tfhe_2_2_packed_answer_sd")]
+    pub packed_answer_sd: f64,
 }
 
 impl NoiseModel {
@@ -27,7 +32,12 @@ impl NoiseModel {
         polynomial_size: 2048,
         bootstrap_output_sd: 0.13,
         modulus_switch_sd: 4.8,
+        packed_answer_sd: 0.0276,
     };
+
+    fn tfhe_2_2_packed_answer_sd() -> f64 {
+        Self::TFHE_2_2.packed_answer_sd
+    }
 
     /// Noise read by a bootstrap whose input is a weighted sum of bootstrap outputs with weight
     /// L2 norm `norm`, in `1/(2N)` units.

@@ -286,14 +286,20 @@ impl QuantizedModel {
                     .collect(),
                 _ => vec![0; first.rows],
             };
-            traces.push(self.candidate_top(
+            let mut trace = self.candidate_top(
                 top_input,
                 accumulators,
                 &offsets,
                 &shared,
                 &own_noises,
                 rng.as_mut(),
-            ));
+            );
+            // From two candidates on, the answer comes back packed (with a packing key).
+            if let (Some(rng), true) = (rng.as_mut(), candidates.len() > 1) {
+                let scale = (1u64 << self.output_acc_bits) as f64 / self.noise.polynomial_size as f64;
+                trace.logit_numerator += rng.normal() * self.noise.packed_answer_sd * scale;
+            }
+            traces.push(trace);
         }
         Ok(RankTrace {
             bottom,

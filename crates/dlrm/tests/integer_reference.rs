@@ -84,6 +84,7 @@ fn simulate_without_noise_is_exact_and_with_noise_is_seeded() {
         polynomial_size: 2048,
         bootstrap_output_sd: 0.0,
         modulus_switch_sd: 0.0,
+        packed_answer_sd: 0.0,
     };
     assert_eq!(noisy(&model, 1), exact);
     // Noise a thousand boxes wide scrambles the activations.
@@ -91,6 +92,7 @@ fn simulate_without_noise_is_exact_and_with_noise_is_seeded() {
         polynomial_size: 2048,
         bootstrap_output_sd: 50.0,
         modulus_switch_sd: 1e5,
+        packed_answer_sd: 0.0,
     };
     assert!((0..20).any(|seed| noisy(&model, seed) != exact));
 }

@@ -132,6 +132,7 @@ fn noisy(mut model: QuantizedModel) -> QuantizedModel {
         polynomial_size: 2048,
         bootstrap_output_sd: 40.0,
         modulus_switch_sd: 300.0,
+        packed_answer_sd: 0.0,
     };
     model
 }

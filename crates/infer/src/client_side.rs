@@ -6,7 +6,7 @@ use fhe::{ClientKey, SeededGlweBatch};
 
 use crate::error::{InferError, Result};
 use crate::interface::ModelInterface;
-use crate::rank_wire::{RankRequest, RankResponse, check_candidates};
+use crate::rank_wire::{RankLogits, RankRequest, RankResponse, check_candidates};
 use crate::wire::{Request, Response};
 
 /// Encrypts one row (raw dense features, already-mapped categorical ids) for the model of
@@ -185,7 +185,11 @@ pub fn decrypt_rank_response(
     response: &RankResponse,
 ) -> Result<Vec<i64>> {
     check_model(interface, &response.model_id)?;
-    Ok(key.decrypt_lwe_batch(&response.logits, interface.output_encoding())?)
+    let encoding = interface.output_encoding();
+    Ok(match &response.logits {
+        RankLogits::Separate(lwes) => key.decrypt_lwe_batch(lwes, encoding)?,
+        RankLogits::Packed(packed) => key.decrypt_packed(packed, encoding)?,
+    })
 }
 
 fn check_model(interface: &ModelInterface, found: &str) -> Result<()> {

@@ -46,7 +46,7 @@ pub use plan::{
     ActivationPlan, CostModel, FhePlan, InteractionPlan, Kernel, LayerPlan, LookupSummary,
 };
 pub use rank_plan::RankPlan;
-pub use rank_wire::{RankRequest, RankResponse};
+pub use rank_wire::{RankLogits, RankRequest, RankResponse};
 pub use timings::StageTimings;
 pub use trace::{DecryptedLayer, DecryptedTrace, ExecutionTrace};
 pub use wire::{Request, Response, WIRE_FORMAT_VERSION, decode_batch, encode_batch};

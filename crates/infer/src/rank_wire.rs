@@ -1,20 +1,22 @@
 //! The byte formats of a ranked request and its answer, in the frame of `wire.rs` (magic, JSON
 //! header, sections): the user's encrypted private inputs once, the candidates' public ids in
-//! the clear, and one encrypted logit numerator per candidate back.
+//! the clear, and the candidates' encrypted logit numerators back: packed, up to 2,048 to a
+//! GLWE ciphertext, when the client sent a packing key; otherwise one LWE ciphertext each.
 //!
 //! Candidates travel as ids the client has already mapped through the model's vocabularies,
 //! the same ids a single-row request encrypts: the service keeps no catalogue of its own, so
 //! nothing on the server has to be loaded, versioned or kept in step with the backend's item
 //! table, and a ranked request is answered by the same stateless code as a single row.
 
-use fhe::{LweBatch, ParameterSetId, SeededGlweBatch};
+use fhe::{LweBatch, PackedLwes, ParameterSetId, SeededGlweBatch};
 
 use crate::error::{InferError, Result, malformed};
 use crate::interface::ModelInterface;
-use crate::wire::{MAX_HEADER_BYTES, decode, encode, encrypted_inputs};
+use crate::wire::{MAX_HEADER_BYTES, decode, decode_kinds, encode, encrypted_inputs};
 
 const REQUEST_KIND: &str = "rank-request";
 const RESPONSE_KIND: &str = "rank-response";
+const PACKED_RESPONSE_KIND: &str = "rank-response-packed";
 
 /// A ranked request: one user's private inputs, encrypted once, and K candidates' public ids.
 pub struct RankRequest {
@@ -37,8 +39,31 @@ pub struct RankResponse {
     pub model_id: String,
     /// The parameter set the ciphertexts are encrypted under.
     pub parameter_set: ParameterSetId,
-    /// One LWE ciphertext per candidate.
-    pub logits: LweBatch,
+    /// The candidates' logit numerators.
+    pub logits: RankLogits,
+}
+
+/// The candidates' encrypted logit numerators, in request order.
+pub enum RankLogits {
+    /// One big-key LWE ciphertext per candidate (16 KiB each with the 2_2 set).
+    Separate(LweBatch),
+    /// Packed under the client's packing key, up to 2,048 per GLWE ciphertext (32 KiB).
+    Packed(PackedLwes),
+}
+
+impl RankLogits {
+    /// Number of logits.
+    pub fn len(&self) -> usize {
+        match self {
+            RankLogits::Separate(lwes) => lwes.len(),
+            RankLogits::Packed(packed) => packed.len(),
+        }
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Checks `candidates` against the model's public tables: at least one and at most `max`
@@ -186,22 +211,29 @@ impl RankRequest {
 impl RankResponse {
     /// The answer as bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        Ok(encode(
-            RESPONSE_KIND,
-            self.parameter_set,
-            &self.model_id,
-            &[self.logits.to_bytes()?],
-        ))
+        let (kind, section) = match &self.logits {
+            RankLogits::Separate(lwes) => (RESPONSE_KIND, lwes.to_bytes()?),
+            RankLogits::Packed(packed) => (PACKED_RESPONSE_KIND, packed.to_bytes()?),
+        };
+        Ok(encode(kind, self.parameter_set, &self.model_id, &[section]))
     }
 
-    /// Reads the answer of the model of `interface` to a request of `candidates` candidates.
+    /// Reads the answer of the model of `interface` to a request of `candidates` candidates,
+    /// packed or not.
     pub fn from_bytes(bytes: &[u8], interface: &ModelInterface, candidates: usize) -> Result<Self> {
         let what = "rank response";
-        let sections = decode(bytes, what, RESPONSE_KIND, interface, 1)?;
+        let kinds = [RESPONSE_KIND, PACKED_RESPONSE_KIND];
+        let (kind, sections) = decode_kinds(bytes, what, &kinds, interface, 1)?;
         let section = sections
             .first()
             .ok_or_else(|| malformed(what, "no ciphertext"))?;
-        let logits = LweBatch::from_bytes(section, interface.parameter_set, candidates)?;
+        let set = interface.parameter_set;
+        let logits = match kinds[kind] {
+            PACKED_RESPONSE_KIND => {
+                RankLogits::Packed(PackedLwes::from_bytes(section, set, candidates)?)
+            }
+            _ => RankLogits::Separate(LweBatch::from_bytes(section, set, candidates)?),
+        };
         if logits.len() != candidates {
             return Err(malformed(
                 what,

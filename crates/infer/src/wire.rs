@@ -82,6 +82,18 @@ pub(crate) fn decode<'a>(
     interface: &ModelInterface,
     max_sections: usize,
 ) -> Result<Vec<&'a [u8]>> {
+    let (_, sections) = decode_kinds(bytes, what, &[kind], interface, max_sections)?;
+    Ok(sections)
+}
+
+/// [`decode`] for a message of one of `kinds`, with the index of the kind it is.
+pub(crate) fn decode_kinds<'a>(
+    bytes: &'a [u8],
+    what: &'static str,
+    kinds: &[&str],
+    interface: &ModelInterface,
+    max_sections: usize,
+) -> Result<(usize, Vec<&'a [u8]>)> {
     let rest = bytes
         .strip_prefix(MAGIC)
         .ok_or_else(|| malformed(what, "does not start with the dlrm-he magic"))?;
@@ -96,15 +108,21 @@ pub(crate) fn decode<'a>(
     let (header, mut rest) = rest.split_at(length);
     let header: Header =
         serde_json::from_slice(header).map_err(|e| malformed(what, format!("header: {e}")))?;
-    if header.kind != kind || header.version != WIRE_FORMAT_VERSION {
+    let kind = kinds.iter().position(|&kind| kind == header.kind);
+    let Some(kind) = kind.filter(|_| header.version == WIRE_FORMAT_VERSION) else {
         return Err(malformed(
             what,
             format!(
-                "a {:?} of format version {}, expected a {kind:?} of version {WIRE_FORMAT_VERSION}",
-                header.kind, header.version
+                "a {:?} of format version {}, expected {} of version {WIRE_FORMAT_VERSION}",
+                header.kind,
+                header.version,
+                (kinds.iter())
+                    .map(|kind| format!("a {kind:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             ),
         ));
-    }
+    };
     if header.parameter_set != interface.parameter_set {
         return Err(fhe::FheError::ParameterSetMismatch {
             expected: interface.parameter_set,
@@ -137,7 +155,7 @@ pub(crate) fn decode<'a>(
     if !rest.is_empty() {
         return Err(malformed(what, format!("{} trailing bytes", rest.len())));
     }
-    Ok(sections)
+    Ok((kind, sections))
 }
 
 impl Request {

@@ -3,18 +3,27 @@
 //! `forward` on each merged row), for every role pattern of the two tables, concat and dot, with
 //! and without the output sanitiser; the byte formats and the executor refuse what they must.
 
+use std::sync::OnceLock;
+
 use dlrm::{FeatureRoles, QuantizedModel, Role};
 use fhe::{ClientKey, KeySeed, ParameterSetId, ServerKey};
 use infer::{
-    InferError, RankRequest, RankResponse, ServerModel, decrypt_rank_response, encrypt_rank_request,
+    InferError, RankLogits, RankRequest, RankResponse, ServerModel, decrypt_rank_response,
+    encrypt_rank_request,
 };
 
 const MAX: usize = 64;
 
-fn keys() -> (ClientKey, ServerKey) {
-    let client = ClientKey::from_seed(ParameterSetId::default(), KeySeed(31));
-    let server = client.compressed_server_key(KeySeed(32)).decompress();
-    (client, server)
+/// The client key, a server key with the packing key (packed answers) and one without (one
+/// LWE ciphertext per candidate), generated once.
+fn keys() -> &'static (ClientKey, ServerKey, ServerKey) {
+    static KEYS: OnceLock<(ClientKey, ServerKey, ServerKey)> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let client = ClientKey::from_seed(ParameterSetId::default(), KeySeed(31));
+        let packing = client.compressed_server_key_with_packing(KeySeed(32));
+        let plain = client.compressed_server_key(KeySeed(33)).decompress();
+        (client, packing.unwrap().decompress(), plain)
+    })
 }
 
 fn with_roles(model: QuantizedModel, tables: [Role; 2]) -> QuantizedModel {
@@ -71,16 +80,18 @@ fn varied_users(model: &QuantizedModel, candidates: &[Vec<u32>]) -> Vec<(Vec<f32
 }
 
 /// Runs ranked requests of `model` encrypted (through the byte formats) and checks every
-/// candidate against the reference.
+/// candidate against the reference: the first user's answer comes back packed, the second's
+/// one ciphertext per candidate (its server key has no packing key).
 fn check_ranked(model: &QuantizedModel) {
     let server = ServerModel::new(model, ParameterSetId::default()).unwrap();
     let interface = server.interface();
-    let (client_key, server_key) = keys();
+    let (client_key, packing_key, plain_key) = keys();
     let c = &model.config;
     let candidates = all_candidates(&c.roles.public_tables(c.tables.len()));
-    for (dense, private_ids) in varied_users(model, &candidates) {
+    let users = varied_users(model, &candidates);
+    for ((dense, private_ids), server_key) in users.into_iter().zip([packing_key, plain_key]) {
         let request = encrypt_rank_request(
-            &client_key,
+            client_key,
             interface,
             &dense,
             &private_ids,
@@ -90,11 +101,15 @@ fn check_ranked(model: &QuantizedModel) {
         .unwrap();
         let bytes = request.to_bytes().unwrap();
         let (answer, timings) = server
-            .rank_bytes_until(&server_key, &bytes, MAX, &|| false)
+            .rank_bytes_until(server_key, &bytes, MAX, &|| false)
             .unwrap();
         assert!(timings.total() > std::time::Duration::ZERO);
         let response = RankResponse::from_bytes(&answer, interface, candidates.len()).unwrap();
-        let numerators = decrypt_rank_response(&client_key, interface, &response).unwrap();
+        match &response.logits {
+            RankLogits::Packed(_) => assert!(server_key.has_packing_key()),
+            RankLogits::Separate(_) => assert!(!server_key.has_packing_key()),
+        }
+        let numerators = decrypt_rank_response(client_key, interface, &response).unwrap();
         let input = model.quantize_input(&dense);
         let exact = model.rank(&input, &private_ids, &candidates).unwrap();
         assert_eq!(numerators, exact, "roles {:?}", c.roles.tables);
@@ -143,7 +158,7 @@ fn candidates_are_checked_before_any_work() {
     let model = with_roles(infer::testing::tiny_model(), [Role::Private, Role::Public]);
     let server = ServerModel::new(&model, ParameterSetId::default()).unwrap();
     let interface = server.interface();
-    let (client_key, _) = keys();
+    let (client_key, _, _) = keys();
     let encrypt = |candidates: &[Vec<u32>], max: usize| {
         encrypt_rank_request(&client_key, interface, &[0.5, 1.0], &[3], candidates, max)
     };
@@ -192,7 +207,7 @@ fn candidates_are_checked_before_any_work() {
 
 #[test]
 fn models_that_do_not_rank_say_why() {
-    let (client_key, _) = keys();
+    let (client_key, _, _) = keys();
     // No public table: the interface takes no ranked request.
     let model = infer::testing::tiny_model();
     let server = ServerModel::new(&model, ParameterSetId::default()).unwrap();
@@ -214,7 +229,7 @@ fn models_that_do_not_rank_say_why() {
 fn a_caller_that_left_stops_the_ranked_request() {
     let model = with_roles(infer::testing::tiny_model(), [Role::Private, Role::Public]);
     let server = ServerModel::new(&model, ParameterSetId::default()).unwrap();
-    let (client_key, server_key) = keys();
+    let (client_key, server_key, _) = keys();
     let bytes = encrypt_rank_request(
         &client_key,
         server.interface(),
@@ -232,4 +247,17 @@ fn a_caller_that_left_stops_the_ranked_request() {
         panic!("an abandoned ranked request ran");
     };
     assert_eq!(stage, "bottom");
+}
+
+/// `simulate` adds to each ranked logit the noise a full packed ciphertext carries: the figure
+/// `dlrm` keeps (it does not depend on `fhe`) is the one `fhe` derives from the key.
+#[test]
+fn simulate_adds_the_packing_noise_fhe_predicts() {
+    let params = ParameterSetId::default().parameters();
+    let packing = params.packing();
+    let units = packing.added_noise_sd(packing.scores_per_glwe())
+        * 2.0
+        * params.polynomial_size().0 as f64;
+    let kept = dlrm::NoiseModel::TFHE_2_2.packed_answer_sd;
+    assert!((units / kept - 1.0).abs() < 0.01, "{units} against {kept}");
 }

@@ -19,7 +19,7 @@ use super::{ServerModel, may_start, never};
 use crate::error::{InferError, Result, malformed};
 use crate::interface::lookup_values;
 use crate::plan::FhePlan;
-use crate::rank_wire::{RankRequest, RankResponse, check_candidates};
+use crate::rank_wire::{RankLogits, RankRequest, RankResponse, check_candidates};
 use crate::scales::{encoding, shifted_bias};
 use crate::timings::StageTimings;
 
@@ -243,7 +243,7 @@ impl ServerModel {
         timings.decode += decode;
         let started = Instant::now();
         let bytes = response.to_bytes()?;
-        timings.encode = started.elapsed();
+        timings.encode += started.elapsed();
         Ok((bytes, timings))
     }
 
@@ -374,10 +374,28 @@ impl ServerModel {
             logits.push(x);
         }
         timings.top += started.elapsed();
+        let logits = LweBatch::concat(&logits)?;
+        let started = Instant::now();
+        let logits = match packing_pays(key, logits.len()) {
+            true => RankLogits::Packed(key.pack(&logits)?),
+            false => RankLogits::Separate(logits),
+        };
+        timings.encode += started.elapsed();
         Ok(RankResponse {
             model_id: self.interface().model_id.clone(),
             parameter_set: self.interface().parameter_set,
-            logits: LweBatch::concat(&logits)?,
+            logits,
         })
     }
+}
+
+/// Whether `count` logits come back smaller packed: the key carries a packing key and the GLWE
+/// ciphertexts they need take fewer bytes than one LWE ciphertext each (from two on, with the
+/// 2_2 set).
+fn packing_pays(key: &ServerKey, count: usize) -> bool {
+    let params = key.parameters();
+    let packing = params.packing();
+    let packed = count.div_ceil(packing.scores_per_glwe()) * packing.glwe_bytes();
+    let separate = count * params.big_lwe_dimension().ciphertext_words() * 8;
+    key.has_packing_key() && packed < separate
 }

@@ -107,7 +107,7 @@ async fn run(
             let answer = response
                 .to_bytes()
                 .map_err(|error| ApiError::internal(error.to_string()))?;
-            timings.encode = started.elapsed();
+            timings.encode += started.elapsed();
             let candidates = request.candidates.len();
             shared
                 .metrics
