@@ -103,6 +103,8 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
     crate::keygen_command::keygen(KeygenArgs {
         out: keys.clone(),
         parameter_set: fhe::ParameterSetId::default(),
+        // Step 7's ranked answer comes back packed.
+        packing: true,
     })?;
     println!("== 6/7 encrypt held-out rows, run the model on ciphertexts, decrypt, compare");
     crate::infer_command::infer(InferArgs {

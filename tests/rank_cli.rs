@@ -17,8 +17,8 @@ struct Files {
     rows: PathBuf,
 }
 
-/// The tiny model, a roles file making table 1 public, keys, and 12 encoded rows whose
-/// table-1 ids cover the table.
+/// The tiny model, a roles file making table 1 public, keys with the packing key (from
+/// `dlrm-he keygen --packing`), and 12 encoded rows whose table-1 ids cover the table.
 fn files() -> Files {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
@@ -26,7 +26,16 @@ fn files() -> Files {
         .save(&path("tiny.json"))
         .unwrap();
     std::fs::write(path("roles.json"), r#"{"tables": ["private", "public"]}"#).unwrap();
-    client::KeyDirectory::generate(&path("keys"), fhe::ParameterSetId::default()).unwrap();
+    let keygen = dlrm_he()
+        .args(["keygen", "--packing", "--out"])
+        .arg(path("keys"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&keygen.stdout);
+    assert!(
+        keygen.status.success() && stdout.contains("with packing key"),
+        "{stdout}"
+    );
     let mut rows = String::from("x0,x1,c0,c1\n");
     for k in 0..12 {
         rows += &format!(
@@ -94,6 +103,12 @@ fn infer_ranks_candidates_as_the_reference_does() {
         .filter(|l| l.split_whitespace().nth(4) == Some("+0"))
         .count();
     assert_eq!(scored, 12, "{stdout}");
+    // The 12 scores come back packed in one GLWE ciphertext (32 KiB), not 12 x 16 KiB.
+    let answer_kib: f64 = (stdout.split("answer ").nth(1))
+        .and_then(|rest| rest.split(" KiB").next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or_else(|| panic!("no answer size in {stdout}"));
+    assert!((32.0..33.0).contains(&answer_kib), "{stdout}");
 
     // Without public tables there is nothing to rank; an empty file holds no candidate.
     let output = run(

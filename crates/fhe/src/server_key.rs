@@ -14,7 +14,7 @@ use crate::packing_key::validate_packing_key;
 use crate::parameter_set::ParameterSetId;
 use crate::params::FheParameters;
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
-/// The server key in its seeded transport form (about 29 MiB for the 2_2 set, 16 MiB more with
+/// The server key in its seeded transport form (about 29 MiB for the 2_2 set, 32 MiB more with
 /// the packing key): the bootstrap key, the keyswitching key and the optional packing key store
 /// only their bodies and the seed of their masks.
 #[derive(Clone, Serialize, Deserialize, Versionize)]

@@ -255,9 +255,8 @@ fn a_caller_that_left_stops_the_ranked_request() {
 fn simulate_adds_the_packing_noise_fhe_predicts() {
     let params = ParameterSetId::default().parameters();
     let packing = params.packing();
-    let units = packing.added_noise_sd(packing.scores_per_glwe())
-        * 2.0
-        * params.polynomial_size().0 as f64;
+    let units =
+        packing.added_noise_sd(packing.scores_per_glwe()) * 2.0 * params.polynomial_size().0 as f64;
     let kept = dlrm::NoiseModel::TFHE_2_2.packed_answer_sd;
     assert!((units / kept - 1.0).abs() < 0.01, "{units} against {kept}");
 }
