@@ -211,6 +211,12 @@ pub(crate) fn rank(
         ms(outcome.encrypt),
         ms(outcome.decrypt),
     );
+    // One 16 KiB ciphertext per candidate: the key carries no packing key.
+    if candidates.len() > 1 && outcome.download_bytes > candidates.len() * 8 * 1024 {
+        println!(
+            "the answer holds one ciphertext per candidate: keys from `dlrm-he keygen --packing` get up to 2,048 scores per 32 KiB (docs/rank.md)"
+        );
+    }
     println!(
         "fidelity: class equal to the integer reference for {:.1}% of candidates (simulate predicts {:.1}%, {passes} passes); {} of {} candidate pairs ordered otherwise than the reference, {} of them within a bootstrap error ({} such close pairs)",
         100.0 * outcome.class_agreement(),

@@ -160,7 +160,7 @@ fn candidates_are_checked_before_any_work() {
     let interface = server.interface();
     let (client_key, _, _) = keys();
     let encrypt = |candidates: &[Vec<u32>], max: usize| {
-        encrypt_rank_request(&client_key, interface, &[0.5, 1.0], &[3], candidates, max)
+        encrypt_rank_request(client_key, interface, &[0.5, 1.0], &[3], candidates, max)
     };
     for (candidates, max, reason) in [
         (vec![], MAX, "1 to"),
@@ -174,7 +174,7 @@ fn candidates_are_checked_before_any_work() {
         assert!(error.to_string().contains(reason), "{error}");
     }
     let Err(error) =
-        encrypt_rank_request(&client_key, interface, &[0.5, 1.0], &[5], &[vec![1]], MAX)
+        encrypt_rank_request(client_key, interface, &[0.5, 1.0], &[5], &[vec![1]], MAX)
     else {
         panic!("a private id outside its table was accepted");
     };
@@ -198,7 +198,7 @@ fn candidates_are_checked_before_any_work() {
         assert!(RankRequest::from_bytes(&bytes[..bytes.len() - cut], interface, MAX).is_err());
     }
     // A single-row request is not a ranked one.
-    let single = infer::encrypt_request(&client_key, interface, &[0.5, 1.0], &[3, 1])
+    let single = infer::encrypt_request(client_key, interface, &[0.5, 1.0], &[3, 1])
         .unwrap()
         .to_bytes()
         .unwrap();
@@ -213,7 +213,7 @@ fn models_that_do_not_rank_say_why() {
     let server = ServerModel::new(&model, ParameterSetId::default()).unwrap();
     assert!(!server.interface().ranks());
     let Err(error) = encrypt_rank_request(
-        &client_key,
+        client_key,
         server.interface(),
         &[0.5, 1.0],
         &[3, 1],
@@ -231,7 +231,7 @@ fn a_caller_that_left_stops_the_ranked_request() {
     let server = ServerModel::new(&model, ParameterSetId::default()).unwrap();
     let (client_key, server_key, _) = keys();
     let bytes = encrypt_rank_request(
-        &client_key,
+        client_key,
         server.interface(),
         &[0.5, 1.0],
         &[3],
@@ -242,7 +242,7 @@ fn a_caller_that_left_stops_the_ranked_request() {
     .to_bytes()
     .unwrap();
     let Err(InferError::Abandoned { stage }) =
-        server.rank_bytes_until(&server_key, &bytes, MAX, &|| true)
+        server.rank_bytes_until(server_key, &bytes, MAX, &|| true)
     else {
         panic!("an abandoned ranked request ran");
     };
