@@ -125,14 +125,13 @@ impl ClientKey {
             &mut secret_generator,
         );
         // Drawn last, so that a seed gives the same first two keys as in the first version.
-        let packing = params.packing();
-        let packing_glwe_key = Some(Wiped::new(
-            allocate_and_generate_new_binary_glwe_secret_key(
+        let packing_glwe_key = params.packing().map(|packing| {
+            Wiped::new(allocate_and_generate_new_binary_glwe_secret_key(
                 packing.glwe_dimension,
                 packing.polynomial_size,
                 &mut secret_generator,
-            ),
-        ));
+            ))
+        });
         ClientKey {
             parameter_set,
             small_lwe_key: Wiped::new(small_lwe_key),
@@ -241,7 +240,12 @@ impl ClientKey {
         let packing_key = match with_packing {
             false => None,
             true => {
-                let packing = params.packing();
+                let packing = params.packing().ok_or_else(|| {
+                    FheError::InvalidArgument(format!(
+                        "parameter set {} has no packing key",
+                        params.id().name()
+                    ))
+                })?;
                 let key = self.packing_glwe_key().ok_or_else(|| {
                     FheError::InvalidArgument(
                         "the client key predates packing keys: generate new keys".into(),
@@ -311,7 +315,10 @@ impl ClientKey {
             key.glwe_key.as_ref().len(),
         )?;
         if let Some(packing_key) = &key.packing_glwe_key {
-            let packing = params.packing();
+            let packing = params.packing().ok_or_else(|| FheError::Malformed {
+                what,
+                reason: "a packing key for a parameter set without packing".into(),
+            })?;
             expect_dimension(
                 what,
                 "packing key polynomial size",
@@ -329,8 +336,9 @@ impl ClientKey {
     }
 
     fn size_limit(params: FheParameters) -> u64 {
-        let packing = params.packing();
-        let packing = packing.glwe_dimension.0 * packing.polynomial_size.0;
+        let packing = (params.packing()).map_or(0, |packing| {
+            packing.glwe_dimension.0 * packing.polynomial_size.0
+        });
         let words = params.small_lwe_dimension().0 + params.big_lwe_dimension().0 + packing;
         words as u64 * 8 + HEADER_ALLOWANCE
     }

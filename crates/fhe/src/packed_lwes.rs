@@ -35,8 +35,13 @@ impl Named for PackedLwes {
     const NAME: &'static str = "dlrm_he::fhe::PackedLwes";
 }
 
-fn packing(parameter_set: ParameterSetId) -> PackingParameters {
-    parameter_set.parameters().packing()
+fn packing(parameter_set: ParameterSetId) -> Result<PackingParameters> {
+    parameter_set.parameters().packing().ok_or_else(|| {
+        FheError::InvalidArgument(format!(
+            "parameter set {} has no packing key",
+            parameter_set.name()
+        ))
+    })
 }
 
 impl PackedLwes {
@@ -52,7 +57,7 @@ impl PackedLwes {
 
     /// Serialises the ciphertexts in the versioned wire format.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let limit = Self::size_limit(packing(self.parameter_set), self.len());
+        let limit = Self::size_limit(packing(self.parameter_set)?, self.len());
         wire::encode(self, "packed ciphertexts", limit)
     }
 
@@ -61,7 +66,7 @@ impl PackedLwes {
     /// count.
     pub fn from_bytes(bytes: &[u8], expected: ParameterSetId, max_count: usize) -> Result<Self> {
         let what = "packed ciphertexts";
-        let packing = packing(expected);
+        let packing = packing(expected)?;
         let packed: PackedLwes = wire::decode(bytes, what, Self::size_limit(packing, max_count))?;
         check_parameter_set(expected, packed.parameter_set)?;
         if packed.count > max_count as u64 {

@@ -40,10 +40,8 @@ impl ServerKey {
     pub fn pack(&self, lwes: &LweBatch) -> Result<PackedLwes> {
         let params = self.parameters();
         crate::keys::check_parameter_set(params.id(), lwes.parameter_set)?;
-        let packing = params.packing();
-        let seeded = self
-            .packing_key
-            .as_ref()
+        let (packing, seeded) = (params.packing())
+            .zip(self.packing_key.as_ref())
             .ok_or_else(|| FheError::InvalidArgument("the server key has no packing key".into()))?;
         let n = params.big_lwe_dimension().0;
         let slots = packing.scores_per_glwe();
@@ -154,7 +152,7 @@ mod tests {
         let packed = server.pack(&lwes).unwrap();
 
         let params = server.parameters();
-        let packing = params.packing();
+        let packing = params.packing().unwrap();
         let key = (server.packing_key.clone().unwrap()).decompress_into_lwe_packing_keyswitch_key();
         let lwe_size = params.tfhe_big_lwe_dimension().to_lwe_size();
         let slots = packing.scores_per_glwe();

@@ -11,6 +11,7 @@
 use tfhe::core_crypto::prelude::*;
 
 use crate::error::{FheError, Result};
+use crate::parameter_set::ParameterSetId;
 use crate::params::FheParameters;
 use crate::wire::expect_dimension;
 
@@ -30,23 +31,28 @@ pub struct PackingParameters {
 }
 
 impl FheParameters {
-    /// The packing parameters of this set.
+    /// The packing parameters of this set; `None` for the 3_3 set, whose big key of 8,192
+    /// coefficients would make the packing key 512 MiB.
     ///
     /// ```
     /// use fhe::ParameterSetId;
-    /// let packing = ParameterSetId::default().parameters().packing();
+    /// let packing = ParameterSetId::default().parameters().packing().unwrap();
     /// assert_eq!(packing.scores_per_glwe(), 2048);
     /// assert_eq!(packing.glwe_bytes(), 2 * 2048 * 8);
+    /// assert!(ParameterSetId::ALL[1].parameters().packing().is_none());
     /// ```
-    pub fn packing(&self) -> PackingParameters {
-        PackingParameters {
+    pub fn packing(&self) -> Option<PackingParameters> {
+        if self.id() != ParameterSetId::Tfhe1_8Message2Carry2KsPbsTUniform2M128 {
+            return None;
+        }
+        Some(PackingParameters {
             glwe_dimension: self.glwe_dimension(),
             polynomial_size: self.tfhe_polynomial_size(),
             base_log: DecompositionBaseLog(PACKING_BASE_LOG),
             level: DecompositionLevelCount(1),
             noise: self.glwe_noise(),
             input_dimension: self.tfhe_big_lwe_dimension(),
-        }
+        })
     }
 }
 
@@ -73,7 +79,7 @@ impl PackingParameters {
     /// Bytes the packing key adds to a compressed server key.
     ///
     /// ```
-    /// let packing = fhe::ParameterSetId::default().parameters().packing();
+    /// let packing = fhe::ParameterSetId::default().parameters().packing().unwrap();
     /// assert_eq!(packing.key_bytes(), 2048 * 2048 * 8);
     /// ```
     pub fn key_bytes(&self) -> usize {
@@ -87,7 +93,7 @@ impl PackingParameters {
     /// each row's noise over every slot).
     ///
     /// ```
-    /// let packing = fhe::ParameterSetId::default().parameters().packing();
+    /// let packing = fhe::ParameterSetId::default().parameters().packing().unwrap();
     /// let bits = -packing.added_noise_sd(2048).log2();
     /// assert!((16.5..18.0).contains(&bits), "{bits}");
     /// ```
@@ -115,7 +121,13 @@ pub(crate) fn validate_packing_key(
     params: FheParameters,
     what: &'static str,
 ) -> Result<()> {
-    let packing = params.packing();
+    let packing = params.packing().ok_or_else(|| FheError::Malformed {
+        what,
+        reason: format!(
+            "a packing key, which set {} does not have",
+            params.id().name()
+        ),
+    })?;
     expect_dimension(
         what,
         "packing input dimension",

@@ -161,7 +161,7 @@ impl CompressedServerKey {
     }
 
     fn size_limit(params: FheParameters) -> u64 {
-        let packing = params.packing().seeded_key_words();
+        let packing = params.packing().map_or(0, |p| p.seeded_key_words());
         (Self::bootstrap_key_words(params) + Self::keyswitch_key_words(params) + packing) as u64 * 8
             + HEADER_ALLOWANCE
     }

@@ -44,7 +44,7 @@ fn packed_answers_round_trip_and_refuse_wrong_counts_and_truncation() {
         .pack(&client.encrypt_lwe_batch(&values, encoding).unwrap())
         .unwrap();
     let wire = packed.to_bytes().unwrap();
-    let packing = ParameterSetId::default().parameters().packing();
+    let packing = ParameterSetId::default().parameters().packing().unwrap();
     assert!(
         wire.len() < packing.glwe_bytes() + 1024,
         "{} bytes",

@@ -254,7 +254,7 @@ fn a_caller_that_left_stops_the_ranked_request() {
 #[test]
 fn simulate_adds_the_packing_noise_fhe_predicts() {
     let params = ParameterSetId::default().parameters();
-    let packing = params.packing();
+    let packing = params.packing().unwrap();
     let units =
         packing.added_noise_sd(packing.scores_per_glwe()) * 2.0 * params.polynomial_size().0 as f64;
     let kept = dlrm::NoiseModel::TFHE_2_2.packed_answer_sd;

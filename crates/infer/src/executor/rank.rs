@@ -394,7 +394,9 @@ impl ServerModel {
 /// 2_2 set).
 fn packing_pays(key: &ServerKey, count: usize) -> bool {
     let params = key.parameters();
-    let packing = params.packing();
+    let Some(packing) = params.packing() else {
+        return false;
+    };
     let packed = count.div_ceil(packing.scores_per_glwe()) * packing.glwe_bytes();
     let separate = count * params.big_lwe_dimension().ciphertext_words() * 8;
     key.has_packing_key() && packed < separate
