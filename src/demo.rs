@@ -84,6 +84,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         calibration: None,
         out: quantized.clone(),
         calibration_rows: 20_000,
+        parameter_set: fhe::ParameterSetId::default(),
         input_bits: None,
         max_weight_bits: None,
         activation_bits: None,

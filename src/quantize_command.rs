@@ -39,6 +39,11 @@ pub(crate) struct QuantizeArgs {
     /// Calibrate on at most this many training rows.
     #[arg(long, default_value_t = 20_000)]
     pub calibration_rows: usize,
+    /// The parameter set the model will be served on: its bootstrap noise decides the bit
+    /// widths and what `simulate` draws. The 3_3 set's bootstraps are about ten times costlier
+    /// and far less noisy (docs/dlrm.md); a model quantized for it is refused on the 2_2 set.
+    #[arg(long, value_parser = crate::session::parameter_set, default_value_t = fhe::ParameterSetId::default())]
+    pub parameter_set: fhe::ParameterSetId,
     #[arg(long)]
     pub input_bits: Option<u32>,
     #[arg(long)]
@@ -129,6 +134,7 @@ pub(crate) fn quantize(args: QuantizeArgs) -> anyhow::Result<()> {
         min_clean_sigmas: args.clean_sigmas.unwrap_or(defaults.min_clean_sigmas),
         sanitise_output: args.sanitise_output == Switch::On,
         compensated_rounding: args.compensated_rounding == Switch::On,
+        noise: infer::noise_model(args.parameter_set),
         ..defaults
     };
     let calibration = dlrm::first_rows(&splits.train, args.calibration_rows);

@@ -35,6 +35,17 @@ impl NoiseModel {
         packed_answer_sd: 0.0276,
     };
 
+    /// The TFHE-rs 3_3 parameter set (N = 8192): the same modulus-switch noise in `1/(2N)`
+    /// units over four times as many units, and a bootstrap output 15 times quieter
+    /// (`TFHE_NOTES.md` sections 4 and 5). Bootstraps cost about ten times the 2_2 set's; the
+    /// set has no packing key.
+    pub const TFHE_3_3: Self = Self {
+        polynomial_size: 8192,
+        bootstrap_output_sd: 0.0085,
+        modulus_switch_sd: 4.9,
+        packed_answer_sd: 0.0,
+    };
+
     fn tfhe_2_2_packed_answer_sd() -> f64 {
         Self::TFHE_2_2.packed_answer_sd
     }

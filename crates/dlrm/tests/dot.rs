@@ -7,7 +7,7 @@
 mod common;
 
 use datasets::SplitData;
-use dlrm::{Dlrm, Execution, Interaction, ModelPreset, QatConfig, QuantizeConfig};
+use dlrm::{Dlrm, Execution, Interaction, ModelPreset, NoiseModel, QatConfig, QuantizeConfig};
 
 fn dot_config(dense: usize, tables: &[usize]) -> dlrm::ModelConfig {
     let mut config = ModelPreset::Uci.config(dense, tables);
@@ -184,13 +184,37 @@ fn a_trained_uci_dot_model_quantizes_close_to_its_float_model() {
     common::assert_auc_close(&quantized, &test, &float, 0.02);
     // Bootstrap noise keeps the reference's class on 98.2% of the test rows (100 passes; the
     // former identity's 97.75%): two rows lie within 0.08 of zero while the MLP's misreads
-    // move the logit by about 0.25 (standard deviation), so 99% is out of reach for this model.
+    // move the logit by about 0.25 (standard deviation), so 99% is out of reach for this model
+    // on the 2_2 set.
     let agreement = quantized.simulated_class_agreement(&test, 100).unwrap();
     eprintln!(
         "simulate keeps the class on {:.2}% of rows",
         100.0 * agreement
     );
     assert!(agreement >= 0.98, "class kept on {agreement}");
+
+    // Quantized for the 3_3 set's bootstraps (four times finer boxes at the same modulus-switch
+    // noise), the same model keeps it on at least 99%, and its integer model tracks the float
+    // model at least as closely.
+    let finer = QuantizeConfig {
+        noise: NoiseModel::TFHE_3_3,
+        ..QuantizeConfig::default()
+    };
+    let (on_3_3, _) = dlrm::quantize(&weights, &train, &finer).unwrap();
+    let agreement = on_3_3.simulated_class_agreement(&test, 100).unwrap();
+    eprintln!(
+        "3_3: simulate keeps the class on {:.2}% of rows",
+        100.0 * agreement
+    );
+    assert!(agreement >= 0.99, "class kept on {agreement}");
+    let auc = |m: &dlrm::QuantizedModel| {
+        dlrm::auc(&m.logits(&test, Execution::Exact).unwrap(), &test.labels)
+    };
+    let (fine, coarse) = (auc(&on_3_3), auc(&quantized));
+    assert!(
+        fine >= coarse - 0.002,
+        "integer AUC {fine} against {coarse}"
+    );
 }
 
 #[test]

@@ -26,6 +26,7 @@ mod dot_stage;
 mod error;
 mod executor;
 mod interface;
+mod noise;
 mod plan;
 mod rank_plan;
 mod rank_wire;
@@ -42,6 +43,7 @@ pub use client_side::{
 pub use error::{BatchError, InferError, Result};
 pub use executor::ServerModel;
 pub use interface::{INTERFACE_FORMAT_VERSION, ModelInterface, model_id};
+pub use noise::noise_model;
 pub use plan::{
     ActivationPlan, CostModel, FhePlan, InteractionPlan, Kernel, LayerPlan, LookupSummary,
 };

@@ -327,3 +327,21 @@ fn another_parameter_set_is_refused() {
         Err(InferError::Fhe(fhe::FheError::ParameterSetMismatch { .. }))
     ));
 }
+
+/// A model quantized for the 3_3 set's finer bootstraps is refused on the 2_2 set (its widths
+/// would misread far more often than its reference says) and compiles on its own set; a 2_2
+/// model may run on the finer set.
+#[test]
+fn a_model_is_refused_on_a_set_noisier_than_it_was_quantized_for() {
+    let coarse = infer::testing::tiny_model();
+    let mut fine = coarse.clone();
+    fine.noise = dlrm::NoiseModel::TFHE_3_3;
+    let set_3_3 = ParameterSetId::Tfhe1_8Message3Carry3KsPbsTUniform2M128;
+    let Err(InferError::Unsupported(reason)) = ServerModel::new(&fine, ParameterSetId::default())
+    else {
+        panic!("a 3_3 model compiled on the 2_2 set");
+    };
+    assert!(reason.contains(set_3_3.name()), "{reason}");
+    assert!(ServerModel::new(&fine, set_3_3).is_ok());
+    assert!(ServerModel::new(&coarse, set_3_3).is_ok());
+}

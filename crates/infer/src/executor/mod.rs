@@ -76,6 +76,7 @@ impl ServerModel {
     /// assert!(server.plan().lookup.products > 0);
     /// ```
     pub fn new(model: &QuantizedModel, parameter_set: ParameterSetId) -> Result<Self> {
+        crate::noise::check_model_noise(model, parameter_set)?;
         let interface = ModelInterface::for_model(model, parameter_set)?;
         let mut plan = compile(model, interface)?;
         let params = parameter_set.parameters();
