@@ -238,6 +238,8 @@ fn infer_reaches_a_tls_service_given_its_ca() {
     let missing = dlrm_he()
         .args(["serve", "--model"])
         .arg(path("tiny.json"))
+        .arg("--key-store")
+        .arg(path("store"))
         .arg("--tls-cert")
         .arg(path("missing.pem"))
         .arg("--tls-key")
