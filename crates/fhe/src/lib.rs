@@ -15,7 +15,7 @@
 //! - [`ServerKey::keyswitch_bootstrap`] with a [`LookupTable`]: activations and requantisation.
 //! - [`ServerKey::keyswitch_blind_rotate`] / [`RotatedTables::read`]: one bootstrap read at many
 //!   plaintext offsets (one blind rotation per input, one sample extraction per offset).
-//! - [`ServerKey::pack`] / [`PackedLwes`]: results packed `N'` to a small GLWE ciphertext under
+//! - [`ServerKey::pack`] / [`PackedLwes`]: results packed `N` to a GLWE ciphertext under
 //!   the client's packing key ([`PackingParameters`]), decrypted by
 //!   [`ClientKey::decrypt_packed`].
 

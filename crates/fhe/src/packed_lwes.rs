@@ -1,6 +1,6 @@
-//! Packed LWE ciphertexts: up to `N'` big-key LWE ciphertexts keyswitched into the coefficients
-//! of one small GLWE ciphertext under the packing key (`packing.rs` makes them), their wire
-//! format and their decryption.
+//! Packed LWE ciphertexts: up to `N` big-key LWE ciphertexts keyswitched into the coefficients
+//! of one GLWE ciphertext under the packing key (`packing.rs` makes them), their wire format and
+//! their decryption.
 
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::prelude::*;
@@ -15,7 +15,7 @@ use crate::parameter_set::ParameterSetId;
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
 
 /// `count` values packed into GLWE ciphertexts under the packing key: value `i` is coefficient
-/// `i mod N'` of ciphertext `i / N'`.
+/// `i mod N` of ciphertext `i / N`.
 #[derive(Clone, Serialize, Deserialize, Versionize)]
 #[versionize(PackedLwesVersions)]
 pub struct PackedLwes {
@@ -69,10 +69,10 @@ impl PackedLwes {
         let packing = packing(expected)?;
         let packed: PackedLwes = wire::decode(bytes, what, Self::size_limit(packing, max_count))?;
         check_parameter_set(expected, packed.parameter_set)?;
-        if packed.count > max_count as u64 {
+        if packed.count == 0 || packed.count > max_count as u64 {
             return Err(FheError::Malformed {
                 what,
-                reason: format!("{} values, at most {max_count} expected", packed.count),
+                reason: format!("{} values, 1 to {max_count} expected", packed.count),
             });
         }
         expect_dimension(

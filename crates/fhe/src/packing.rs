@@ -26,8 +26,8 @@ impl ServerKey {
         self.packing_key.is_some()
     }
 
-    /// Packs `lwes` into GLWE ciphertexts under the client's packing key, `N'` values per
-    /// ciphertext in order. Fails if the server key has no packing key.
+    /// Packs `lwes` into GLWE ciphertexts under the client's packing key, `N` values per
+    /// ciphertext in order. Fails if the server key has no packing key or `lwes` is empty.
     ///
     /// ```no_run
     /// use fhe::{ClientKey, Encoding, KeySeed, ParameterSetId, ScaleLog};
@@ -43,6 +43,9 @@ impl ServerKey {
         let (packing, seeded) = (params.packing())
             .zip(self.packing_key.as_ref())
             .ok_or_else(|| FheError::InvalidArgument("the server key has no packing key".into()))?;
+        if lwes.is_empty() {
+            return Err(FheError::InvalidArgument("no ciphertext to pack".into()));
+        }
         let n = params.big_lwe_dimension().0;
         let slots = packing.scores_per_glwe();
         let levels = packing.level.0;

@@ -62,6 +62,13 @@ fn packed_answers_round_trip_and_refuse_wrong_counts_and_truncation() {
     let other = ParameterSetId::ALL[1];
     assert!(PackedLwes::from_bytes(&wire, other, 10).is_err());
 
+    // Nothing to pack is refused, not packed into an empty list.
+    let empty = client.encrypt_lwe_batch(&[], encoding).unwrap();
+    assert!(matches!(
+        server.pack(&empty),
+        Err(FheError::InvalidArgument(_))
+    ));
+
     // A key without packing key cannot pack.
     let plain = client.compressed_server_key(KeySeed(7)).decompress();
     assert!(!plain.has_packing_key());

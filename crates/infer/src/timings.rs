@@ -16,7 +16,7 @@ pub struct StageTimings {
     pub interaction: Duration,
     /// The top MLP, bootstraps included.
     pub top: Duration,
-    /// Serialising the response.
+    /// Serialising the response (and, for a ranked request, packing its logits).
     pub encode: Duration,
 }
 

@@ -375,6 +375,7 @@ impl ServerModel {
         }
         timings.top += started.elapsed();
         let logits = LweBatch::concat(&logits)?;
+        may_start(abandoned, "encode")?;
         let started = Instant::now();
         let logits = match packing_pays(key, logits.len()) {
             true => RankLogits::Packed(key.pack(&logits)?),
