@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use infer::ServerModel;
 use serve::NamedModel;
 
-use crate::bench_serve_report::{Baseline, Measured, report};
+use crate::bench_serve_report::{Baseline, INFER_ENDPOINT, Identity, Measured, report};
 use crate::bench_serve_sides::{Security, Side};
 use crate::logging::{self, LogFormat};
 use crate::percentile_plot::percentile_plot;
@@ -61,15 +61,6 @@ pub(crate) struct BenchServeArgs {
     pub log_format: Option<LogFormat>,
 }
 
-/// One client identity of the benchmark: a key registered with every service.
-pub(crate) struct Identity {
-    pub(crate) client: Client,
-    /// The key's id on each service, in the order of the sides.
-    pub(crate) key_ids: Vec<String>,
-}
-
-/// The route the benchmark measures on the server side.
-pub(crate) const INFER_ENDPOINT: &str = "POST /v1/models/{name}/infer";
 /// Bounds each call of the benchmark's clients.
 const CALL_TIMEOUT: Duration = Duration::from_secs(600);
 

@@ -4,11 +4,21 @@
 
 use std::time::Duration;
 
+use client::Client;
 use dlrm::QuantizedModel;
 use hdrhistogram::Histogram;
 
-use crate::bench_serve_command::{INFER_ENDPOINT, Identity};
 use crate::bench_serve_sides::Side;
+
+/// One client identity of the benchmark: a key registered with every service.
+pub(crate) struct Identity {
+    pub(crate) client: Client,
+    /// The key's id on each service, in the order of the sides.
+    pub(crate) key_ids: Vec<String>,
+}
+
+/// The route the benchmark measures on the server side.
+pub(crate) const INFER_ENDPOINT: &str = "POST /v1/models/{name}/infer";
 
 /// What the benchmark's clients saw on one service.
 pub(crate) struct Measured {

@@ -5,8 +5,9 @@ use tfhe::core_crypto::prelude::*;
 use crate::encoding::Encoding;
 use crate::error::{FheError, Result};
 use crate::glwe_batch::{GlweBatch, SeededGlweBatch};
-use crate::keys::{ClientKey, check_parameter_set};
+use crate::keys::ClientKey;
 use crate::lwe_batch::LweBatch;
+use crate::params::check_parameter_set;
 
 /// Client-side encryption and decryption.
 impl ClientKey {

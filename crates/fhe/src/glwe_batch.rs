@@ -7,9 +7,9 @@ use tfhe::named::Named;
 use tfhe_versionable::{Versionize, VersionsDispatch};
 
 use crate::error::{FheError, Result};
-use crate::keys::check_parameter_set;
 use crate::parameter_set::ParameterSetId;
 use crate::params::FheParameters;
+use crate::params::check_parameter_set;
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
 
 /// A coefficient of one GLWE ciphertext of a batch.

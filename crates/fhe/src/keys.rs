@@ -13,6 +13,7 @@ use tfhe_versionable::{Upgrade, Version, Versionize, VersionsDispatch};
 use crate::error::{FheError, Result};
 use crate::parameter_set::ParameterSetId;
 use crate::params::FheParameters;
+use crate::params::check_parameter_set;
 use crate::server_key::CompressedServerKey;
 use crate::wiped::Wiped;
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
@@ -35,15 +36,6 @@ impl KeySeed {
     /// ```
     pub fn from_entropy() -> Self {
         KeySeed(new_seeder().seed().0)
-    }
-}
-
-/// Checks that an object made for `found` may be used where `expected` is required.
-pub(crate) fn check_parameter_set(expected: ParameterSetId, found: ParameterSetId) -> Result<()> {
-    if expected == found {
-        Ok(())
-    } else {
-        Err(FheError::ParameterSetMismatch { expected, found })
     }
 }
 

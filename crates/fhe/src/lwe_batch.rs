@@ -7,9 +7,9 @@ use tfhe_versionable::{Versionize, VersionsDispatch};
 
 use crate::encoding::Encoding;
 use crate::error::{FheError, Result};
-use crate::keys::check_parameter_set;
 use crate::parameter_set::ParameterSetId;
 use crate::params::FheParameters;
+use crate::params::check_parameter_set;
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
 
 /// LWE ciphertexts under the big key (dimension `k * N`), stored contiguously: the operand of

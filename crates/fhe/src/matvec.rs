@@ -11,13 +11,13 @@ use tfhe_ntt::native64::Plan32;
 
 use crate::error::{FheError, Result};
 use crate::glwe_batch::{CoefficientSlot, GlweBatch};
-use crate::keys::check_parameter_set;
 use crate::lwe_batch::LweBatch;
 use crate::matvec_layout::PackedMatVecLayout;
 use crate::ntt::{self, MAX_ACCUMULATED_L1_NORM, NttAccumulator, NttGlwe, NttPolynomial};
 use crate::ntt_glwe_batch::NttGlweBatch;
 use crate::parameter_set::ParameterSetId;
 use crate::params::FheParameters;
+use crate::params::check_parameter_set;
 use crate::sample_extraction::extraction_list;
 
 /// A plaintext integer matrix laid out for [`PackedMatVecLayout`] and transformed once: one

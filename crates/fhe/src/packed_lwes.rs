@@ -9,9 +9,10 @@ use tfhe_versionable::{Versionize, VersionsDispatch};
 
 use crate::encoding::Encoding;
 use crate::error::{FheError, Result};
-use crate::keys::{ClientKey, check_parameter_set};
+use crate::keys::ClientKey;
 use crate::packing_key::PackingParameters;
 use crate::parameter_set::ParameterSetId;
+use crate::params::check_parameter_set;
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
 
 /// `count` values packed into GLWE ciphertexts under the packing key: value `i` is coefficient

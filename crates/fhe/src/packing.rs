@@ -39,7 +39,7 @@ impl ServerKey {
     /// ```
     pub fn pack(&self, lwes: &LweBatch) -> Result<PackedLwes> {
         let params = self.parameters();
-        crate::keys::check_parameter_set(params.id(), lwes.parameter_set)?;
+        crate::params::check_parameter_set(params.id(), lwes.parameter_set)?;
         let (packing, seeded) = (params.packing())
             .zip(self.packing_key.as_ref())
             .ok_or_else(|| FheError::InvalidArgument("the server key has no packing key".into()))?;

@@ -183,3 +183,15 @@ impl FheParameters {
             .to_blind_rotation_input_modulus_log()
     }
 }
+
+/// Checks that an object made for `found` may be used where `expected` is required.
+pub(crate) fn check_parameter_set(
+    expected: ParameterSetId,
+    found: ParameterSetId,
+) -> crate::error::Result<()> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(FheError::ParameterSetMismatch { expected, found })
+    }
+}

@@ -7,10 +7,10 @@ use tfhe::core_crypto::prelude::*;
 
 use crate::encoding::Encoding;
 use crate::error::{FheError, Result};
-use crate::keys::check_parameter_set;
 use crate::lwe_batch::LweBatch;
 use crate::parameter_set::ParameterSetId;
 use crate::params::FheParameters;
+use crate::params::check_parameter_set;
 use crate::server_key::ServerKey;
 use crate::sizes::{LutBits, ScaleLog};
 
