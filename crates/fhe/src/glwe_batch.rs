@@ -8,8 +8,7 @@ use tfhe_versionable::{Versionize, VersionsDispatch};
 
 use crate::error::{FheError, Result};
 use crate::parameter_set::ParameterSetId;
-use crate::params::FheParameters;
-use crate::params::check_parameter_set;
+use crate::params::{FheParameters, check_parameter_set};
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
 
 /// A coefficient of one GLWE ciphertext of a batch.

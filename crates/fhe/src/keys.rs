@@ -12,8 +12,7 @@ use tfhe_versionable::{Upgrade, Version, Versionize, VersionsDispatch};
 
 use crate::error::{FheError, Result};
 use crate::parameter_set::ParameterSetId;
-use crate::params::FheParameters;
-use crate::params::check_parameter_set;
+use crate::params::{FheParameters, check_parameter_set};
 use crate::server_key::CompressedServerKey;
 use crate::wiped::Wiped;
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
@@ -188,9 +187,9 @@ impl ClientKey {
     }
 
     /// [`ClientKey::compressed_server_key`] with the packing key (docs/rank.md): the server
-    /// then answers ranked requests with up to 256 scores per small GLWE ciphertext instead of
-    /// one LWE ciphertext each. Fails where the parameter set has no packing parameters or the
-    /// client key no packing key.
+    /// then answers ranked requests with up to 2,048 scores per GLWE ciphertext instead of one
+    /// LWE ciphertext each. Fails, before any key is generated, where the parameter set has no
+    /// packing parameters or the client key no packing key.
     ///
     /// ```no_run
     /// use fhe::{ClientKey, KeySeed, ParameterSetId};
@@ -208,6 +207,23 @@ impl ClientKey {
         with_packing: bool,
     ) -> Result<CompressedServerKey> {
         let params = self.parameters();
+        let packing = match with_packing {
+            false => None,
+            true => {
+                let packing = params.packing().ok_or_else(|| {
+                    FheError::InvalidArgument(format!(
+                        "parameter set {} has no packing key",
+                        params.id().name()
+                    ))
+                })?;
+                let key = self.packing_glwe_key().ok_or_else(|| {
+                    FheError::InvalidArgument(
+                        "the client key predates packing keys: generate new keys".into(),
+                    )
+                })?;
+                Some((packing, key))
+            }
+        };
         let mut seeder = DeterministicSeeder::<DefaultRandomGenerator>::new(Seed(seed.0));
         let (pbs_base_log, pbs_level) = params.pbs_decomposition();
         let bootstrap_key = par_allocate_and_generate_new_seeded_lwe_bootstrap_key(
@@ -229,31 +245,17 @@ impl ClientKey {
             params.ciphertext_modulus(),
             &mut seeder,
         );
-        let packing_key = match with_packing {
-            false => None,
-            true => {
-                let packing = params.packing().ok_or_else(|| {
-                    FheError::InvalidArgument(format!(
-                        "parameter set {} has no packing key",
-                        params.id().name()
-                    ))
-                })?;
-                let key = self.packing_glwe_key().ok_or_else(|| {
-                    FheError::InvalidArgument(
-                        "the client key predates packing keys: generate new keys".into(),
-                    )
-                })?;
-                Some(allocate_and_generate_new_seeded_lwe_packing_keyswitch_key(
-                    &self.glwe_key.as_lwe_secret_key(),
-                    key,
-                    packing.base_log,
-                    packing.level,
-                    packing.noise,
-                    params.ciphertext_modulus(),
-                    &mut seeder,
-                ))
-            }
-        };
+        let packing_key = packing.map(|(packing, key)| {
+            allocate_and_generate_new_seeded_lwe_packing_keyswitch_key(
+                &self.glwe_key.as_lwe_secret_key(),
+                key,
+                packing.base_log,
+                packing.level,
+                packing.noise,
+                params.ciphertext_modulus(),
+                &mut seeder,
+            )
+        });
         Ok(CompressedServerKey {
             parameter_set: self.parameter_set,
             bootstrap_key,

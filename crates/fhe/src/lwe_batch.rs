@@ -8,8 +8,7 @@ use tfhe_versionable::{Versionize, VersionsDispatch};
 use crate::encoding::Encoding;
 use crate::error::{FheError, Result};
 use crate::parameter_set::ParameterSetId;
-use crate::params::FheParameters;
-use crate::params::check_parameter_set;
+use crate::params::{FheParameters, check_parameter_set};
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
 
 /// LWE ciphertexts under the big key (dimension `k * N`), stored contiguously: the operand of

@@ -16,8 +16,7 @@ use crate::matvec_layout::PackedMatVecLayout;
 use crate::ntt::{self, MAX_ACCUMULATED_L1_NORM, NttAccumulator, NttGlwe, NttPolynomial};
 use crate::ntt_glwe_batch::NttGlweBatch;
 use crate::parameter_set::ParameterSetId;
-use crate::params::FheParameters;
-use crate::params::check_parameter_set;
+use crate::params::{FheParameters, check_parameter_set};
 use crate::sample_extraction::extraction_list;
 
 /// A plaintext integer matrix laid out for [`PackedMatVecLayout`] and transformed once: one

@@ -9,8 +9,7 @@ use crate::encoding::Encoding;
 use crate::error::{FheError, Result};
 use crate::lwe_batch::LweBatch;
 use crate::parameter_set::ParameterSetId;
-use crate::params::FheParameters;
-use crate::params::check_parameter_set;
+use crate::params::{FheParameters, check_parameter_set};
 use crate::server_key::ServerKey;
 use crate::sizes::{LutBits, ScaleLog};
 

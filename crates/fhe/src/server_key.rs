@@ -11,8 +11,7 @@ use tfhe_versionable::{Upgrade, Version, Versionize, VersionsDispatch};
 use crate::error::{FheError, Result};
 use crate::packing_key::validate_packing_key;
 use crate::parameter_set::ParameterSetId;
-use crate::params::FheParameters;
-use crate::params::check_parameter_set;
+use crate::params::{FheParameters, check_parameter_set};
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
 /// The server key in its seeded transport form (about 29 MiB for the 2_2 set, 32 MiB more with
 /// the packing key): the bootstrap key, the keyswitching key and the optional packing key store
