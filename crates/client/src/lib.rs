@@ -118,13 +118,6 @@ impl Client {
         private_ids: &[u32],
         candidates: &[Vec<u32>],
     ) -> Result<RankRequest> {
-        if candidates.is_empty() {
-            return Err(infer::InferError::Malformed {
-                what: "candidates",
-                reason: "a ranked request needs at least one candidate".into(),
-            }
-            .into());
-        }
         Ok(infer::encrypt_rank_request(
             &self.key,
             &self.interface,

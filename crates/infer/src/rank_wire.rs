@@ -88,7 +88,7 @@ pub(crate) fn check_candidates(
     if candidates.is_empty() {
         return Err(malformed(
             "candidates",
-            format!("0 candidates, expected 1 to {max}"),
+            "a ranked request needs at least one candidate".to_owned(),
         ));
     }
     for (k, ids) in candidates.iter().enumerate() {

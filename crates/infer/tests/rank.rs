@@ -163,7 +163,7 @@ fn candidates_are_checked_before_any_work() {
         encrypt_rank_request(client_key, interface, &[0.5, 1.0], &[3], candidates, max)
     };
     for (candidates, max, reason) in [
-        (vec![], MAX, "1 to"),
+        (vec![], MAX, "at least one candidate"),
         (vec![vec![1]; 5], 4, "1 to 4"),
         (vec![vec![10]], MAX, "10 rows"),
         (vec![vec![1, 2]], MAX, "1 public tables"),
