@@ -8,7 +8,17 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Gaussian noise of the encrypted pipeline.
+/// Gaussian noise of the encrypted pipeline. Stored in quantized models; a 2_2 model is written
+/// as before the packing noise existed:
+///
+/// ```
+/// use dlrm::NoiseModel;
+/// let json = serde_json::to_string(&NoiseModel::TFHE_2_2).unwrap();
+/// assert!(!json.contains("packed_answer_sd"));
+/// assert_eq!(serde_json::from_str::<NoiseModel>(&json).unwrap(), NoiseModel::TFHE_2_2);
+/// let json = serde_json::to_string(&NoiseModel::TFHE_3_3).unwrap();
+/// assert_eq!(serde_json::from_str::<NoiseModel>(&json).unwrap(), NoiseModel::TFHE_3_3);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NoiseModel {
     /// TFHE polynomial size `N`.
@@ -20,8 +30,12 @@ pub struct NoiseModel {
     pub modulus_switch_sd: f64,
     /// Standard deviation the packing of a ranked answer adds to each logit, at most (a full
     /// packed ciphertext), in `1/(2N)` units: `fhe::PackingParameters::added_noise_sd`, checked
-    /// against it by the `infer` tests.
-    #[serde(default = "NoiseModel::tfhe_2_2_packed_answer_sd")]
+    /// against it by the `infer` tests. Written only when it differs from the 2_2 set's, so a
+    /// 2_2 model's bytes (and model id) are those of the format before packing.
+    #[serde(
+        default = "NoiseModel::tfhe_2_2_packed_answer_sd",
+        skip_serializing_if = "NoiseModel::is_tfhe_2_2_packed_answer_sd"
+    )]
     pub packed_answer_sd: f64,
 }
 
@@ -37,8 +51,8 @@ impl NoiseModel {
 
     /// The TFHE-rs 3_3 parameter set (N = 8192): the same modulus-switch noise in `1/(2N)`
     /// units over four times as many units, and a bootstrap output 15 times quieter
-    /// (`TFHE_NOTES.md` sections 4 and 5). Bootstraps cost about ten times the 2_2 set's; the
-    /// set has no packing key.
+    /// (`TFHE_NOTES.md` sections 4 and 5). Bootstraps cost about 7.6 times the 2_2 set's
+    /// (docs/dlrm.md); the set has no packing key.
     pub const TFHE_3_3: Self = Self {
         polynomial_size: 8192,
         bootstrap_output_sd: 0.0085,
@@ -48,6 +62,10 @@ impl NoiseModel {
 
     fn tfhe_2_2_packed_answer_sd() -> f64 {
         Self::TFHE_2_2.packed_answer_sd
+    }
+
+    fn is_tfhe_2_2_packed_answer_sd(sd: &f64) -> bool {
+        *sd == Self::TFHE_2_2.packed_answer_sd
     }
 
     /// Noise read by a bootstrap whose input is a weighted sum of bootstrap outputs with weight
