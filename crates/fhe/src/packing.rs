@@ -57,7 +57,19 @@ impl ServerKey {
             ));
         }
         let plan = ntt::plan(slots)?;
-        let key = seeded.clone().decompress_into_lwe_packing_keyswitch_key();
+        // Expanded from the kept seeded key by reference: no copy of it per call.
+        let mut key = LwePackingKeyswitchKeyOwned::new(
+            0u64,
+            seeded.decomposition_base_log(),
+            seeded.decomposition_level_count(),
+            seeded.input_key_lwe_dimension(),
+            seeded.output_key_glwe_dimension(),
+            seeded.output_key_polynomial_size(),
+            seeded.ciphertext_modulus(),
+        );
+        decompress_seeded_lwe_packing_keyswitch_key::<_, _, _, DefaultRandomGenerator>(
+            &mut key, seeded,
+        );
         let key_words = key.as_ref();
         let lwe_words = n + 1;
         let groups: Vec<&[u64]> = lwes.words().chunks(slots * lwe_words).collect();
