@@ -11,6 +11,7 @@ use tfhe::named::Named;
 use tfhe_versionable::{Upgrade, Version, Versionize, VersionsDispatch};
 
 use crate::error::{FheError, Result};
+use crate::packing_key::required_packing;
 use crate::parameter_set::ParameterSetId;
 use crate::params::{FheParameters, check_parameter_set};
 use crate::server_key::CompressedServerKey;
@@ -210,12 +211,7 @@ impl ClientKey {
         let packing = match with_packing {
             false => None,
             true => {
-                let packing = params.packing().ok_or_else(|| {
-                    FheError::InvalidArgument(format!(
-                        "parameter set {} has no packing key",
-                        params.id().name()
-                    ))
-                })?;
+                let packing = required_packing(params)?;
                 let key = self.packing_glwe_key().ok_or_else(|| {
                     FheError::InvalidArgument(
                         "the client key predates packing keys: generate new keys".into(),

@@ -10,7 +10,7 @@ use tfhe_versionable::{Versionize, VersionsDispatch};
 use crate::encoding::Encoding;
 use crate::error::{FheError, Result};
 use crate::keys::ClientKey;
-use crate::packing_key::PackingParameters;
+use crate::packing_key::{PackingParameters, required_packing};
 use crate::parameter_set::ParameterSetId;
 use crate::params::check_parameter_set;
 use crate::wire::{self, HEADER_ALLOWANCE, expect_dimension};
@@ -36,15 +36,6 @@ impl Named for PackedLwes {
     const NAME: &'static str = "dlrm_he::fhe::PackedLwes";
 }
 
-fn packing(parameter_set: ParameterSetId) -> Result<PackingParameters> {
-    parameter_set.parameters().packing().ok_or_else(|| {
-        FheError::InvalidArgument(format!(
-            "parameter set {} has no packing key",
-            parameter_set.name()
-        ))
-    })
-}
-
 impl PackedLwes {
     /// Number of packed values.
     pub fn len(&self) -> usize {
@@ -58,7 +49,10 @@ impl PackedLwes {
 
     /// Serialises the ciphertexts in the versioned wire format.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let limit = Self::size_limit(packing(self.parameter_set)?, self.len());
+        let limit = Self::size_limit(
+            required_packing(self.parameter_set.parameters())?,
+            self.len(),
+        );
         wire::encode(self, "packed ciphertexts", limit)
     }
 
@@ -67,7 +61,7 @@ impl PackedLwes {
     /// count.
     pub fn from_bytes(bytes: &[u8], expected: ParameterSetId, max_count: usize) -> Result<Self> {
         let what = "packed ciphertexts";
-        let packing = packing(expected)?;
+        let packing = required_packing(expected.parameters())?;
         let packed: PackedLwes = wire::decode(bytes, what, Self::size_limit(packing, max_count))?;
         check_parameter_set(expected, packed.parameter_set)?;
         if packed.count == 0 || packed.count > max_count as u64 {

@@ -56,6 +56,16 @@ impl FheParameters {
     }
 }
 
+/// The packing parameters of `params`, or the error that says its set has none.
+pub(crate) fn required_packing(params: FheParameters) -> Result<PackingParameters> {
+    params.packing().ok_or_else(|| {
+        FheError::InvalidArgument(format!(
+            "parameter set {} has no packing key",
+            params.id().name()
+        ))
+    })
+}
+
 impl PackingParameters {
     /// How many scores one packed GLWE ciphertext holds (its polynomial size).
     pub fn scores_per_glwe(&self) -> usize {
