@@ -211,8 +211,7 @@ pub(crate) fn rank(
         ms(outcome.encrypt),
         ms(outcome.decrypt),
     );
-    // One 16 KiB ciphertext per candidate: the key carries no packing key.
-    if candidates.len() > 1 && outcome.download_bytes > candidates.len() * 8 * 1024 {
+    if candidates.len() > 1 && !session.server_key.has_packing_key() {
         println!(
             "the answer holds one ciphertext per candidate: keys from `dlrm-he keygen --packing` get up to 2,048 scores per 32 KiB (docs/rank.md)"
         );
