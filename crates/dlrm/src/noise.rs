@@ -89,7 +89,24 @@ impl NoiseModel {
     /// assert!((n.accumulator_sd(10.0, 12) - 2.6).abs() < 1e-9);
     /// ```
     pub fn accumulator_sd(&self, norm: f64, acc_bits: u32) -> f64 {
-        norm * self.bootstrap_output_sd * (1u64 << acc_bits) as f64 / self.polynomial_size as f64
+        self.units_to_accumulator(norm * self.bootstrap_output_sd, acc_bits)
+    }
+
+    /// Standard deviation, in accumulator units as [`NoiseModel::accumulator_sd`]'s, that
+    /// packing a ranked answer adds to a logit numerator.
+    ///
+    /// ```
+    /// let n = dlrm::NoiseModel::TFHE_2_2;
+    /// assert!((n.packed_answer_numerator_sd(12) - 0.0552).abs() < 1e-9);
+    /// ```
+    pub fn packed_answer_numerator_sd(&self, acc_bits: u32) -> f64 {
+        self.units_to_accumulator(self.packed_answer_sd, acc_bits)
+    }
+
+    /// `sd` in `1/(2N)` units as accumulator units when its signed `acc_bits` bits span the
+    /// torus.
+    fn units_to_accumulator(&self, sd: f64, acc_bits: u32) -> f64 {
+        sd * (1u64 << acc_bits) as f64 / self.polynomial_size as f64
     }
 
     /// Width of one of `2^lut_bits` boxes, in `1/(2N)` units.

@@ -296,9 +296,8 @@ impl QuantizedModel {
             );
             // From two candidates on, the answer comes back packed (with a packing key).
             if let (Some(rng), true) = (rng.as_mut(), candidates.len() > 1) {
-                let scale =
-                    (1u64 << self.output_acc_bits) as f64 / self.noise.polynomial_size as f64;
-                trace.logit_numerator += rng.normal() * self.noise.packed_answer_sd * scale;
+                let sd = self.noise.packed_answer_numerator_sd(self.output_acc_bits);
+                trace.logit_numerator += rng.normal() * sd;
             }
             traces.push(trace);
         }
