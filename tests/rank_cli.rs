@@ -69,6 +69,28 @@ fn run(command: &[&str], f: &Files, args: &[&Path]) -> Output {
         .unwrap()
 }
 
+/// Checks that `infer --candidates` ranked the 12 rows with every candidate's class and
+/// numerator those of the integer reference (exact by construction), and returns its output.
+fn every_candidate_as_the_reference(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("ranked request, 12 candidates"), "{stdout}");
+    assert!(
+        stdout.contains("class equal to the integer reference for 100.0% of candidates"),
+        "{stdout}"
+    );
+    let exact = stdout
+        .lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some("+0"))
+        .count();
+    assert_eq!(exact, 12, "{stdout}");
+    stdout
+}
+
 #[test]
 fn infer_ranks_candidates_as_the_reference_does() {
     let f = files();
@@ -85,24 +107,9 @@ fn infer_ranks_candidates_as_the_reference_does() {
             &f.rows,
         ],
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("ranked request, 12 candidates"), "{stdout}");
-    // Exact by construction: every candidate's class and every pair's order as the reference's.
-    assert!(
-        stdout.contains("class equal to the integer reference for 100.0% of candidates"),
-        "{stdout}"
-    );
+    let stdout = every_candidate_as_the_reference(&output);
+    // Exact by construction: every pair's order as the reference's too.
     assert!(stdout.contains(" 0 of "), "{stdout}");
-    let scored = stdout
-        .lines()
-        .filter(|l| l.split_whitespace().nth(4) == Some("+0"))
-        .count();
-    assert_eq!(scored, 12, "{stdout}");
     // The 12 scores come back packed in one GLWE ciphertext (32 KiB), not 12 x 16 KiB.
     let answer_kib: f64 = (stdout.split("answer ").nth(1))
         .and_then(|rest| rest.split(" KiB").next())
@@ -217,20 +224,5 @@ fn infer_ranks_candidates_on_a_service() {
         .arg(&f.rows)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("ranked request, 12 candidates"), "{stdout}");
-    assert!(
-        stdout.contains("class equal to the integer reference for 100.0% of candidates"),
-        "{stdout}"
-    );
-    let exact = stdout
-        .lines()
-        .filter(|l| l.split_whitespace().nth(4) == Some("+0"))
-        .count();
-    assert_eq!(exact, 12, "{stdout}");
+    every_candidate_as_the_reference(&output);
 }
