@@ -20,8 +20,9 @@ use crate::routes::inference::{AcceptedCall, accept_call, execution_error, named
 use crate::routes::message::binary;
 use crate::state::{AppState, LoadedModel};
 
-/// `POST /v1/models/{name}/rank`: a ranked request, answered with one encrypted numerator per
-/// candidate in request order and the server's stages in `server-timing`.
+/// `POST /v1/models/{name}/rank`: a ranked request, answered with the candidates' encrypted
+/// numerators in request order (packed when the key carries a packing key) and the server's
+/// stages in `server-timing`.
 pub(crate) async fn rank(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
