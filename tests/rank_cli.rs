@@ -95,19 +95,16 @@ fn every_candidate_as_the_reference(output: &Output) -> String {
 fn infer_ranks_candidates_as_the_reference_does() {
     let f = files();
     let p = Path::new;
-    let output = run(
-        &["infer"],
-        &f,
-        &[
-            p("--roles"),
-            &f.roles,
-            p("--encoded"),
-            &f.rows,
-            p("--candidates"),
-            &f.rows,
-        ],
-    );
-    let stdout = every_candidate_as_the_reference(&output);
+    // The rows' first one is the user; `candidates` holds the candidates.
+    let rank = |candidates: &Path| {
+        let args = [p("--roles"), &f.roles, p("--encoded"), &f.rows];
+        run(
+            &["infer"],
+            &f,
+            &[&args[..], &[p("--candidates"), candidates]].concat(),
+        )
+    };
+    let stdout = every_candidate_as_the_reference(&rank(&f.rows));
     // Exact by construction: every pair's order as the reference's too.
     assert!(stdout.contains(" 0 of "), "{stdout}");
     // The 12 scores come back packed in one GLWE ciphertext (32 KiB), not 12 x 16 KiB.
@@ -131,18 +128,7 @@ fn infer_ranks_candidates_as_the_reference_does() {
     );
     let empty = f.rows.with_file_name("empty.csv");
     std::fs::write(&empty, "x0,x1,c0,c1\n").unwrap();
-    let output = run(
-        &["infer"],
-        &f,
-        &[
-            p("--roles"),
-            &f.roles,
-            p("--encoded"),
-            &f.rows,
-            p("--candidates"),
-            &empty,
-        ],
-    );
+    let output = rank(&empty);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
