@@ -290,16 +290,15 @@ impl ServerModel {
             self.bottom(key, &request.dense, timings, &mut trace, abandoned)?;
 
         stage_may_start("lookup")?;
-        let started = Instant::now();
-        match (&self.tables, &request.query) {
-            (Some(tables), Some(query)) => {
-                let embeddings = tables.lookup(query, &OutputOrder::SlotMajor)?;
-                vectors.as_mut().unwrap_or(&mut x).append(&embeddings)?;
-            }
-            (None, None) => {}
-            _ => return Err(malformed("request", "query present or missing")),
-        }
-        timings.lookup = started.elapsed();
+        let query = request.query.as_ref();
+        append_lookups(
+            self.tables.as_ref(),
+            query,
+            &mut x,
+            &mut vectors,
+            "request",
+            timings,
+        )?;
 
         stage_may_start("interaction")?;
         let started = Instant::now();
@@ -411,6 +410,30 @@ impl ServerModel {
 }
 
 /// `Abandoned` at `stage` once the caller has given up.
+/// The encrypted lookups of `query` in `tables`, appended to the interaction's vectors (dot
+/// models) or else to the first top layer's input `x`; a query without tables, or tables without
+/// a query, is a malformed `what`.
+fn append_lookups(
+    tables: Option<&PackedTables>,
+    query: Option<&SeededGlweBatch>,
+    x: &mut LweBatch,
+    vectors: &mut Option<LweBatch>,
+    what: &'static str,
+    timings: &mut StageTimings,
+) -> Result<()> {
+    let started = Instant::now();
+    match (tables, query) {
+        (Some(tables), Some(query)) => {
+            let embeddings = tables.lookup(query, &OutputOrder::SlotMajor)?;
+            vectors.as_mut().unwrap_or(x).append(&embeddings)?;
+        }
+        (None, None) => {}
+        _ => return Err(malformed(what, "query present or missing")),
+    }
+    timings.lookup = started.elapsed();
+    Ok(())
+}
+
 fn may_start(abandoned: &(dyn Fn() -> bool + Sync), stage: &'static str) -> Result<()> {
     match abandoned() {
         true => Err(InferError::Abandoned { stage }),

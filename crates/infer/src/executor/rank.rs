@@ -10,13 +10,13 @@
 use std::time::Instant;
 
 use dlrm::{IntTable, Interaction, QuantizedModel, TableConfig};
-use embed::{EmbeddingTable, OutputOrder, PackedTables};
+use embed::{EmbeddingTable, PackedTables};
 use fhe::{Encoding, LweBatch, LweDenseLayer, RotatedTables, ServerKey};
 use rayon::prelude::*;
 
 use super::rank_dot::RankedDot;
-use super::{ServerModel, may_start, never};
-use crate::error::{InferError, Result, malformed};
+use super::{ServerModel, append_lookups, may_start, never};
+use crate::error::{InferError, Result};
 use crate::interface::lookup_values;
 use crate::plan::FhePlan;
 use crate::rank_wire::{RankLogits, RankRequest, RankResponse, check_candidates};
@@ -261,16 +261,8 @@ impl ServerModel {
             self.bottom(key, &request.dense, timings, &mut None, abandoned)?;
 
         may_start(abandoned, "lookup")?;
-        let started = Instant::now();
-        match (&part.private_tables, &request.query) {
-            (Some(tables), Some(query)) => {
-                let embeddings = tables.lookup(query, &OutputOrder::SlotMajor)?;
-                vectors.as_mut().unwrap_or(&mut x).append(&embeddings)?;
-            }
-            (None, None) => {}
-            _ => return Err(malformed("rank request", "query present or missing")),
-        }
-        timings.lookup = started.elapsed();
+        let (tables, query) = (part.private_tables.as_ref(), request.query.as_ref());
+        append_lookups(tables, query, &mut x, &mut vectors, "rank request", timings)?;
 
         let (first, rest) = self.top_stages().split_first().expect("a top MLP");
         let once = match (&part.first, &self.dot, &vectors) {
