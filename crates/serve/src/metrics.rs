@@ -84,25 +84,13 @@ impl ServiceMetrics {
     /// Records the stages of one inference of `model`.
     pub fn record_stages(&self, model: &str, timings: &infer::StageTimings) {
         let mut tables = self.tables.lock().expect("metrics lock");
-        for (stage, elapsed) in timings.stages() {
-            let histogram = tables
-                .stages
-                .entry((model.to_owned(), stage))
-                .or_insert_with(latency_histogram);
-            record(histogram, elapsed);
-        }
+        record_each_stage(&mut tables.stages, model, timings);
     }
 
     /// Records the stages of one ranked request of `model` with `candidates` candidates.
     pub fn record_rank(&self, model: &str, candidates: usize, timings: &infer::StageTimings) {
         let mut tables = self.tables.lock().expect("metrics lock");
-        for (stage, elapsed) in timings.stages() {
-            let histogram = tables
-                .rank_stages
-                .entry((model.to_owned(), stage))
-                .or_insert_with(latency_histogram);
-            record(histogram, elapsed);
-        }
+        record_each_stage(&mut tables.rank_stages, model, timings);
         *tables.candidates.entry(model.to_owned()).or_default() += candidates as u64;
     }
 
@@ -253,4 +241,18 @@ fn summary(out: &mut String, name: &str, labels: &str, histogram: &Histogram<u64
     let sum = histogram.mean() * histogram.len() as f64 * 1e-6;
     let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
     let _ = writeln!(out, "{name}_count{{{labels}}} {}", histogram.len());
+}
+
+/// Records each stage of `timings` in `model`'s histogram of that stage.
+fn record_each_stage(
+    histograms: &mut BTreeMap<(String, &'static str), Histogram<u64>>,
+    model: &str,
+    timings: &infer::StageTimings,
+) {
+    for (stage, elapsed) in timings.stages() {
+        let histogram = histograms
+            .entry((model.to_owned(), stage))
+            .or_insert_with(latency_histogram);
+        record(histogram, elapsed);
+    }
 }
